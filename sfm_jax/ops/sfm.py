@@ -1,0 +1,81 @@
+"""Stochastic Frequency Masking of image batches (El Helou et al., ECCV 2020)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from sfm_jax.ops._checks import check_batch, check_nonnegative, check_unit_interval
+from sfm_jax.ops.dct import dct2, idct2
+from sfm_jax.ops.masks import mode_name, sample_masks
+
+UNSELECTED = ("keep", "zero")
+
+
+def apply_masks(x: jax.Array, masks: jax.Array) -> jax.Array:
+  """Multiplies the DCT of every image by its mask: idct2(dct2(x) · mask).
+
+  Args:
+    x: float (B, H, W, C), e.g. the clean batch or the noise of SFM_noise=1.
+    masks: (B, H, W) from `apply_sfm`, shared across channels.
+  Returns:
+    (B, H, W, C) filtered images (not clipped: they can leave [0, 1], as in the original).
+  """
+  check_batch(x, "x")
+  if masks.shape != x.shape[:3]:
+    raise ValueError(f"masks shape {tuple(masks.shape)} does not match the batch's (B, H, W) = "
+                     f"{tuple(x.shape[:3])}; use the masks returned by apply_sfm for this batch.")
+  return idct2(dct2(x) * masks[..., None].astype(x.dtype))
+
+
+def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
+              mode: str | int = "targeted", radius_perc: float = 0.85,
+              sigma_perc: float = 0.15, unselected: str = "keep",
+              keep_prob: float = 0.5) -> tuple[jax.Array, jax.Array]:
+  """SFM: each image is selected with probability `rate` and its DCT band-masked.
+
+  One mask per image is shared by all its channels. Selection is an independent Bernoulli(rate)
+  per image (as `np.random.choice` in the original), so the number selected varies. Works under
+  `jax.jit` and `jax.vmap`; `rate`, `radius_perc`, `sigma_perc` and `keep_prob` may be traced.
+
+  Args:
+    key: PRNG key.
+    images: float (B, H, W, C) in [0, 1].
+    rate: SFM rate (the original's DCT_DOR), in [0, 1].
+    mode: "random" (0), "central" (1) or "targeted" (2); see `sfm_jax.ops.masks`.
+    radius_perc, sigma_perc: band centre and spread for "targeted", as fractions of
+      sqrt(H² + W²). The released denoisers use 0.85 / 0.15.
+    unselected: what happens to images SFM does not select. "keep" (default; the paper and the
+      README snippet) leaves them unchanged; "zero" replaces them with zeros, as every released
+      training script does (spec A1), for parity with the released checkpoints.
+    keep_prob: keep probability of each coefficient in mode "random".
+  Returns:
+    (masked images (B, H, W, C), effective masks (B, H, W)). The mask of an unselected image is
+    all ones ("keep") or all zeros ("zero"), so `apply_masks(noise, masks)` reproduces the
+    original's SFM_noise=1 batch in both settings.
+  """
+  check_batch(images)
+  check_unit_interval(rate, "rate")
+  check_unit_interval(radius_perc, "radius_perc")
+  check_nonnegative(sigma_perc, "sigma_perc")
+  check_unit_interval(keep_prob, "keep_prob")
+  if unselected not in UNSELECTED:
+    raise ValueError(f"unselected={unselected!r}; use 'keep' (paper) or 'zero' (released code).")
+  return _apply_sfm(key, images, rate, radius_perc, sigma_perc, keep_prob,
+                    mode=mode_name(mode), unselected=unselected)
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "unselected"))
+def _apply_sfm(key, images, rate, radius_perc, sigma_perc, keep_prob, *, mode, unselected):
+  batch, height, width, _ = images.shape
+  select_key, mask_key = jax.random.split(key)
+  selected = jax.random.bernoulli(select_key, rate, (batch,))
+  band = sample_masks(mask_key, batch, height, width, mode=mode, radius_perc=radius_perc,
+                      sigma_perc=sigma_perc, keep_prob=keep_prob)
+  fill = 1.0 if unselected == "keep" else 0.0
+  masks = jnp.where(selected[:, None, None], band, fill)
+  masked = idct2(dct2(images) * band[..., None].astype(images.dtype))
+  fallback = images if unselected == "keep" else jnp.zeros_like(images)
+  return jnp.where(selected[:, None, None, None], masked, fallback), masks
