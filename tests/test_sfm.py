@@ -47,6 +47,23 @@ def test_same_masks_apply_to_the_noise(rng):
       np.testing.assert_allclose(got[b], want, atol=1e-5)
 
 
+def test_masked_gaussian_noise_is_white_noise_through_the_masks():
+  images = jnp.zeros((64, 32, 32, 1), jnp.float32)
+  _, masks = ops.apply_sfm(jax.random.key(4), images, rate=0.5, mode="central")
+  sigmas = jnp.linspace(5.0, 50.0, 64)
+  noise = ops.masked_gaussian_noise(jax.random.key(5), masks, sigmas, channels=2)
+  assert noise.shape == (64, 32, 32, 2)
+  coeffs = np.asarray(ops.dct2(noise))
+  kept = np.broadcast_to(np.asarray(masks)[..., None] == 1, coeffs.shape)
+  assert np.abs(coeffs[~kept]).max() < 1e-6  # nothing outside the masks
+  scaled = coeffs / (np.asarray(sigmas)[:, None, None, None] / 255)
+  assert abs(scaled[kept].std() - 1) < 0.01  # unit variance inside, after removing sigma
+  # Same law as masking pixel-domain noise: compare per-image energies.
+  reference = ops.apply_masks(ops.gaussian_noise(jax.random.key(6), noise.shape, sigmas), masks)
+  ratio = np.sum(np.asarray(noise) ** 2) / np.sum(np.asarray(reference) ** 2)
+  assert abs(ratio - 1) < 0.02
+
+
 def test_selection_is_bernoulli_rate_per_image():
   images = jnp.ones((4000, 8, 8, 1), jnp.float32)
   for rate in (0.0, 0.3, 1.0):

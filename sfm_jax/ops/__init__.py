@@ -44,7 +44,7 @@ from sfm_jax.ops.noise import (
     sample_sigmas,
 )
 from sfm_jax.ops.resize import imresize, resize_matrix
-from sfm_jax.ops.sfm import apply_masks, apply_sfm
+from sfm_jax.ops.sfm import apply_masks, apply_sfm, masked_gaussian_noise
 from sfm_jax.ops.spectra import dct_band_mse, frequency_density, radial_power_spectrum
 from sfm_jax.ops.thresholds import (
     differentiable_hard_threshold,
@@ -60,7 +60,8 @@ __all__ = [
     "dct_inverse_conv_filters", "dct_matrix", "differentiable_hard_threshold",
     "frequency_density", "frequency_distance", "gaussian_filter", "gaussian_kernel",
     "gaussian_noise", "haar_dwt", "haar_idwt", "hard_threshold", "idct2", "imresize",
-    "inject_dct", "low_high_mask", "radial_power_spectrum", "random_masks", "resize_matrix",
+    "inject_dct", "low_high_mask", "masked_gaussian_noise", "radial_power_spectrum",
+    "random_masks", "resize_matrix",
     "rgb_to_y", "rgb_to_ycbcr", "sample_gaussian_kernels", "sample_masks", "sample_sigmas",
     "sfm_radius", "soft_threshold", "targeted_masks", "ycbcr_to_rgb",
 ]

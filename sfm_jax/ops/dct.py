@@ -34,12 +34,50 @@ def dct_matrix(n: int) -> np.ndarray:
   return m
 
 
+def _to_rows(x: jax.Array) -> jax.Array:
+  """(..., H, W, C) -> (H, ..., C, W): both spatial transforms become plain 2-D GEMMs."""
+  return jnp.swapaxes(jnp.moveaxis(x, -3, 0), -1, -2)
+
+
+def _from_rows(t: jax.Array) -> jax.Array:
+  return jnp.moveaxis(jnp.swapaxes(t, -1, -2), 0, -3)
+
+
+def _gemm_hw(t: jax.Array, mh: jax.Array, mw: jax.Array) -> jax.Array:
+  """mh · plane · mwᵀ for every plane of t = (H, ..., W), as two 2-D GEMMs, no transposes."""
+  h, w = t.shape[0], t.shape[-1]
+  rows = jnp.matmul(t.reshape(-1, w), mw.T, precision=_HIGHEST)  # (H·N, W') over W
+  out = jnp.matmul(mh, rows.reshape(h, -1), precision=_HIGHEST)  # over H
+  return out.reshape(mh.shape[0], *t.shape[1:-1], mw.shape[0])
+
+
 def _transform_hw(x: jax.Array, h_matrix: np.ndarray, w_matrix: np.ndarray) -> jax.Array:
-  """Applies `h_matrix` along axis -3 and `w_matrix` along axis -2 of (..., H, W, C)."""
-  mh = jnp.asarray(h_matrix, x.dtype)
-  mw = jnp.asarray(w_matrix, x.dtype)
-  x = jnp.einsum("kh,...hwc->...kwc", mh, x, precision=_HIGHEST)
-  return jnp.einsum("lw,...kwc->...klc", mw, x, precision=_HIGHEST)
+  """Returns h_matrix · x · w_matrixᵀ for every channel image of (..., H, W, C)."""
+  mh, mw = jnp.asarray(h_matrix, x.dtype), jnp.asarray(w_matrix, x.dtype)
+  return _from_rows(_gemm_hw(_to_rows(x), mh, mw))
+
+
+def _masked_rows(masks: jax.Array, dtype) -> jax.Array:
+  """(B, H, W) masks in the (H, B, C=1, W) row layout."""
+  return jnp.swapaxes(masks, 0, 1)[:, :, None, :].astype(dtype)
+
+
+def filter_dct(x: jax.Array, masks: jax.Array) -> jax.Array:
+  """idct2(dct2(x) · masks) for (B, H, W, C) images and (B, H, W) masks shared by channels.
+
+  One layout change in and one out; the four GEMMs run back to back.
+  """
+  _, h, w, _ = x.shape
+  mh, mw = jnp.asarray(dct_matrix(h), x.dtype), jnp.asarray(dct_matrix(w), x.dtype)
+  coeffs = _gemm_hw(_to_rows(x), mh, mw) * _masked_rows(masks, x.dtype)  # (H, B, C, W)
+  return _from_rows(_gemm_hw(coeffs, mh.T, mw.T))
+
+
+def synthesize_dct(coeffs: jax.Array, masks: jax.Array) -> jax.Array:
+  """idct2(coeffs · masks) for (B, H, W, C) coefficients and (B, H, W) masks."""
+  _, h, w, _ = coeffs.shape
+  mh, mw = jnp.asarray(dct_matrix(h), coeffs.dtype), jnp.asarray(dct_matrix(w), coeffs.dtype)
+  return _from_rows(_gemm_hw(_to_rows(coeffs) * _masked_rows(masks, coeffs.dtype), mh.T, mw.T))
 
 
 @jax.jit
