@@ -22,29 +22,36 @@ from sfm_jax.ops._checks import check_float_images
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
+def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+  """Keys' cubic convolution kernel with parameter a (MATLAB/PIL −0.5, OpenCV −0.75)."""
   absx = np.abs(x)
   absx2, absx3 = absx**2, absx**3
-  near = (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1)
-  far = (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * ((absx > 1) & (absx <= 2))
+  near = ((a + 2) * absx3 - (a + 3) * absx2 + 1) * (absx <= 1)
+  far = (a * absx3 - 5 * a * absx2 + 8 * a * absx - 4 * a) * ((absx > 1) & (absx <= 2))
   return near + far
 
 
 @functools.lru_cache(maxsize=128)
-def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
-  """MATLAB's bicubic interpolation weights along one axis, float64 (out_len, in_len).
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True,
+                  a: float = -0.5, border: str = "mirror") -> np.ndarray:
+  """Bicubic interpolation weights along one axis, float64 (out_len, in_len).
+
+  The defaults are MATLAB's `imresize`; `antialias=False, a=-0.75, border="clamp"` gives
+  OpenCV's `cv2.resize(..., INTER_CUBIC)` (used by the SFM authors to make training patches).
 
   Args:
     in_len, out_len: input and output lengths.
     scale: out/in scale factor as MATLAB uses it (for imresize(x, 1/4) this is 0.25 exactly).
     antialias: stretch the kernel when scale < 1 (MATLAB's default).
+    a: the cubic kernel's parameter.
+    border: "mirror" (half-sample symmetric, MATLAB) or "clamp" (replicate the edge pixel).
   """
   if scale < 1 and antialias:
     width = 4.0 / scale
-    kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
+    kernel = lambda x: scale * _cubic(scale * x, a)  # noqa: E731
   else:
     width = 4.0
-    kernel = _cubic
+    kernel = lambda x: _cubic(x, a)  # noqa: E731
   x = np.arange(1, out_len + 1, dtype=np.float64)
   u = x / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinate of each output pixel
   left = np.floor(u - width / 2)
@@ -52,8 +59,13 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
   indices = left[:, None] + np.arange(taps)[None, :]  # 1-based, may fall outside [1, in_len]
   weights = kernel(u[:, None] - indices)
   weights /= weights.sum(axis=1, keepdims=True)
-  mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
-  columns = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_len)]
+  if border == "mirror":
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+    columns = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_len)]
+  elif border == "clamp":
+    columns = np.clip(indices.astype(np.int64) - 1, 0, in_len - 1)
+  else:
+    raise ValueError(f"border={border!r}; use 'mirror' (MATLAB) or 'clamp' (OpenCV).")
   matrix = np.zeros((out_len, in_len))
   np.add.at(matrix, (np.repeat(np.arange(out_len), taps), columns.ravel()), weights.ravel())
   return matrix

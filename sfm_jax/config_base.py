@@ -1,0 +1,89 @@
+"""The shared base of every denoising config: SFM's paper recipe (spec §2.1–2.2).
+
+Config files in `configs/` call `denoising_config()` and override fields; every field can also be
+overridden on the command line, e.g. `--config.train.steps=1000`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def denoising_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "dncnn"
+  c.model.kwargs = ml_collections.ConfigDict({"channels": 1})  # constructor overrides
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "builtin"  # "builtin", an image folder, or "tfds:NAME[:SPLIT]"
+  c.data.val_source = "builtin"
+  c.data.tfds_data_dir = ""
+  c.data.channels = 1
+  c.data.patch_size = 64
+  c.data.stride = 32
+  c.data.scales = (1.0, 0.9, 0.8, 0.7)
+  c.data.aug_copies = 1  # one random dihedral copy per patch, as prepare_data(aug_times=2)
+  c.data.max_train_images = -1  # -1: all
+
+  c.task = ml_collections.ConfigDict()
+  c.task.kind = "supervised"  # "supervised", "n2n", "n2s"
+  c.task.sigma_range = (0.0, 55.0)  # blind σ ~ U(lo, hi) on the 0–255 scale
+  c.task.noise = "white"  # "white", "low", "high", "brownian" (mask_train_noise)
+  c.task.sfm_rate = 0.0  # SFM off
+  c.task.sfm_mode = "targeted"
+  c.task.sfm_radius_perc = 0.85
+  c.task.sfm_sigma_perc = 0.15
+  c.task.sfm_unselected = "keep"  # paper; "zero" = the released scripts (spec A1)
+  c.task.sfm_keep_prob = 0.5
+  c.task.sfm_noise = False
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.learning_rate = 1e-3
+  c.optim.decay_epochs = (30,)  # lr × decay_factor at each of these epochs
+  c.optim.decay_factor = 0.1
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 128
+  c.train.epochs = 50
+  c.train.steps = -1  # > 0 overrides epochs
+  c.train.log_every = 50
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.keep_checkpoints = 3
+  c.train.ema_decay = 0.0  # > 0 keeps an exponential moving average of the weights
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.sigma = 25.0  # periodic validation σ
+  c.eval.sigmas = tuple(range(5, 101, 5))  # eval.py default: the SFM paper's protocol
+  c.eval.clip_noisy = True  # clamp clean + noise to [0, 1] (spec §2.3)
+  c.eval.max_val_images = -1
+  c.eval.self_ensemble = False
+  c.eval.tile = 0  # > 0: tiled inference with tiles of this size
+  c.eval.tile_overlap = 32
+  return c
+
+
+def bsd400_config(model: str, **model_kwargs) -> ml_collections.ConfigDict:
+  """The paper recipe on BSD400 for `model` (point data.source at your copy of BSD400)."""
+  c = denoising_config()
+  c.data.source = "data/BSD400"
+  c.data.val_source = "data/BSD68"
+  c.model.name = model
+  c.model.kwargs.update(model_kwargs)
+  return c
+
+
+def with_sfm(c: ml_collections.ConfigDict, radius_perc: float = 0.85) -> ml_collections.ConfigDict:
+  """SFM as the released denoisers: rate 0.5, targeted mode, sigma 0.15 (radius 0.85 or 0.15)."""
+  c.task.sfm_rate = 0.5
+  c.task.sfm_mode = "targeted"
+  c.task.sfm_radius_perc = radius_perc
+  c.task.sfm_sigma_perc = 0.15
+  return c

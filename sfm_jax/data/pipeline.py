@@ -1,0 +1,90 @@
+"""Deterministic, resumable batches of clean patches, prefetched onto the device mesh."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+
+from sfm_jax.data.images import DataError
+
+
+class PatchBatches:
+  """Shuffled batches whose content depends only on (seed, step), so a resumed run reads exactly
+  what an uninterrupted one would. Epoch e uses permutation `default_rng((seed, e))`; the
+  incomplete last batch of an epoch is dropped (static shapes under jit).
+
+  Args:
+    patches: uint8 (N, H, W, C).
+    batch_size: global batch size (split over processes and devices).
+    seed: shuffling seed.
+  """
+
+  def __init__(self, patches: np.ndarray, batch_size: int, seed: int = 0):
+    if len(patches) < batch_size:
+      raise DataError(f"only {len(patches)} training patches for a batch of {batch_size}; add "
+                      "images, lower data.stride, or lower train.batch_size.")
+    self.patches, self.batch_size, self.seed = patches, batch_size, seed
+    self.steps_per_epoch = len(patches) // batch_size
+
+  def indices(self, step: int) -> np.ndarray:
+    epoch, position = divmod(step, self.steps_per_epoch)
+    order = np.random.default_rng((self.seed, epoch)).permutation(len(self.patches))
+    return order[position * self.batch_size:(position + 1) * self.batch_size]
+
+  def local_batch(self, step: int) -> np.ndarray:
+    """This process's share of global batch `step`, uint8 (B / process_count, H, W, C)."""
+    idx = self.indices(step)
+    share = len(idx) // jax.process_count()
+    return self.patches[idx[jax.process_index() * share:(jax.process_index() + 1) * share]]
+
+  def __call__(self, start_step: int = 0) -> Iterator[np.ndarray]:
+    step = start_step
+    while True:
+      yield self.local_batch(step)
+      step += 1
+
+
+class Prefetcher:
+  """Moves host batches to the devices of `sharding` in a background thread, `size` ahead.
+
+  Use as an iterator; `close()` (or the context manager) stops and joins the thread.
+  """
+
+  def __init__(self, batches: Iterator[np.ndarray], sharding: jax.sharding.Sharding,
+               size: int = 2):
+    self._slots: queue.Queue = queue.Queue(maxsize=size)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._produce, args=(batches, sharding), daemon=True)
+    self._thread.start()
+
+  def _produce(self, batches, sharding):
+    for batch in batches:
+      array = jax.make_array_from_process_local_data(sharding, batch)
+      while not self._stop.is_set():
+        try:
+          self._slots.put(array, timeout=0.1)
+          break
+        except queue.Full:
+          continue
+      if self._stop.is_set():
+        return
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> jax.Array:
+    return self._slots.get()
+
+  def close(self):
+    self._stop.set()
+    self._thread.join()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

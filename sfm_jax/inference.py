@@ -1,0 +1,84 @@
+"""Whole-image inference: padding to the model's size multiple, tiling for large images, and
+the ×8 dihedral self-ensemble. Only one tile at a time is on the device when tiling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from sfm_jax.data.patches import dihedral
+
+# Spatial size multiples some architectures need (the U-Net pools five times, FFDNet unshuffles).
+SIZE_MULTIPLE = {"unet": 32, "ffdnet": 2}
+
+
+def make_denoiser(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """A jitted f(noisy (B, H, W, C), noise_level (B,)) -> clean estimate, in eval mode."""
+  model.eval()
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def denoise(state, noisy, noise_level):
+    return nnx.merge(graphdef, state)(noisy, noise_level)
+
+  return lambda noisy, noise_level: denoise(state, noisy, noise_level)
+
+
+def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
+  h, w = x.shape[1:3]
+  ph, pw = -h % multiple, -w % multiple
+  if ph or pw:
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+  return x, (h, w)
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+  if size <= tile:
+    return [0]
+  starts = list(range(0, size - tile, tile - overlap))
+  return starts + [size - tile]
+
+
+def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+  """Applies fn to overlapping tile×tile windows of x (1, H, W, C) and averages the overlaps."""
+  _, h, w, _ = x.shape
+  out = np.zeros(x.shape, np.float64)
+  count = np.zeros((1, h, w, 1))
+  for i in _tile_starts(h, tile, overlap):
+    for j in _tile_starts(w, tile, overlap):
+      window = x[:, i:i + tile, j:j + tile]
+      out[:, i:i + tile, j:j + tile] += np.asarray(fn(jnp.asarray(window)))
+      count[:, i:i + tile, j:j + tile] += 1
+  return (out / count).astype(x.dtype)
+
+
+def restore_image(denoise, noisy: np.ndarray, noise_level: float, *, multiple: int = 1,
+                  tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False) -> np.ndarray:
+  """Denoises one (H, W, C) image in [0, 1]; returns (H, W, C) float32 (not clipped)."""
+  level = jnp.full((1,), noise_level, jnp.float32)
+
+  def single(x):  # (1, h, w, C) device array -> same
+    padded, (h, w) = _pad_to_multiple(x, multiple)
+    return denoise(padded, level)[:, :h, :w]
+
+  def ensemble(x):
+    if not self_ensemble:
+      return single(x)
+    outs = [_undo_dihedral(single(dihedral(x, m, jnp)), m) for m in range(8)]
+    return jnp.mean(jnp.stack(outs), axis=0)
+
+  x = np.asarray(noisy, np.float32)[None]
+  if tile and max(x.shape[1:3]) > tile:
+    return run_tiled(ensemble, x, tile, tile_overlap)[0]
+  return np.asarray(ensemble(jnp.asarray(x)))[0]
+
+
+def _undo_dihedral(x: jax.Array, mode: int) -> jax.Array:
+  """Inverse of `dihedral(x, mode)`: undo the flip, then rotate back."""
+  if mode % 2:
+    x = jnp.flip(x, axis=-3)
+  return jnp.rot90(x, k=-(mode // 2), axes=(-3, -2))

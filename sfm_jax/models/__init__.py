@@ -1,0 +1,50 @@
+"""Flax NNX restoration models and a registry from config names to constructors.
+
+Every denoiser is called as `model(noisy, noise_level=None)` with noisy (B, H, W, C) in [0, 1]
+and noise_level (B,) on the [0, 1] scale (σ/255; used by FFDNet and the DCT denoiser, ignored by
+the blind models), and returns the clean estimate (B, H, W, C).
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from sfm_jax.models.dct_denoiser import DCTDenoiser
+from sfm_jax.models.dncnn import DnCNN, FFDNet
+from sfm_jax.models.memnet import MemNet
+from sfm_jax.models.ridnet import RIDNet
+from sfm_jax.models.unet import UNet
+
+MODELS = {
+    "dncnn": DnCNN,
+    "memnet": MemNet,
+    "ridnet": RIDNet,
+    "ffdnet": FFDNet,
+    "dct_denoiser": DCTDenoiser,
+    "unet": UNet,
+}
+
+
+def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, **overrides):
+  """Builds the model registered as `name` with its paper defaults and `overrides`.
+
+  Raises ValueError naming the known models (or the constructor's arguments) on a mistake.
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+  try:
+    return MODELS[name](**overrides, rngs=rngs if rngs is not None else nnx.Rngs(seed))
+  except TypeError as error:
+    raise ValueError(f"bad arguments for model {name!r} ({error}); see "
+                     f"help(sfm_jax.models.{MODELS[name].__name__}).") from None
+
+
+def count_params(model: nnx.Module) -> int:
+  """Number of trainable parameters (nnx.Param leaves)."""
+  import jax
+
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+__all__ = ["DCTDenoiser", "DnCNN", "FFDNet", "MODELS", "MemNet", "RIDNet", "UNet", "count_params",
+           "get_model"]

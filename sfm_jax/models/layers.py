@@ -1,0 +1,54 @@
+"""Building blocks shared by the models: PyTorch-equivalent convolutions and BatchNorm.
+
+Every conv uses explicit symmetric padding (PyTorch `padding=p`), so ported weights give the
+same outputs; kernels are HWIO (PyTorch OIHW transposed by (2, 3, 1, 0)).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# PyTorch kaiming_normal_(a=0, mode='fan_in'): an untruncated N(0, 2/fan_in) (SFM's init).
+kaiming_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+# PyTorch's default Conv2d init, kaiming_uniform_(a=√5): U(±1/√fan_in).
+torch_default = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def conv(in_features: int, out_features: int, kernel: int = 3, *, rngs: nnx.Rngs,
+         stride: int = 1, dilation: int = 1, padding: int | None = None, use_bias: bool = True,
+         kernel_init=torch_default) -> nnx.Conv:
+  """A 2-D conv with PyTorch semantics: padding defaults to dilation·(kernel − 1)/2."""
+  pad = dilation * (kernel - 1) // 2 if padding is None else padding
+  return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
+                  padding=((pad, pad), (pad, pad)), kernel_dilation=(dilation, dilation),
+                  use_bias=use_bias, kernel_init=kernel_init, rngs=rngs)
+
+
+def batch_norm(features: int, *, rngs: nnx.Rngs, scale_init=nnx.initializers.ones) -> nnx.BatchNorm:
+  """BatchNorm2d with PyTorch's defaults: momentum 0.1 (Flax 0.9), eps 1e-5."""
+  return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, rngs=rngs)
+
+
+def sfm_bn_scale_init(key, shape, dtype=jnp.float32):
+  """SFM's `weights_init_kaiming` for BatchNorm: N(0, √(2/9/64)) clamped to [−0.025, 0.025]."""
+  return jnp.clip(jax.random.normal(key, shape, dtype) * (2.0 / 9.0 / 64.0) ** 0.5, -0.025, 0.025)
+
+
+def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
+  """(B, H, W, C) -> (B, H/r, W/r, C·r²), channel c·r² + i·r + j = pixel (r·h + i, r·w + j).
+
+  The inverse of PyTorch's PixelShuffle ordering (and FFDNet's 2×2 de-interleave for r = 2).
+  """
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // r, r, w // r, r, c)
+  return x.transpose(0, 1, 3, 5, 2, 4).reshape(b, h // r, w // r, c * r * r)
+
+
+def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
+  """PyTorch PixelShuffle in NHWC: input channel c·r² + i·r + j -> output (c, r·h + i, r·w + j)."""
+  b, h, w, crr = x.shape
+  c = crr // (r * r)
+  x = x.reshape(b, h, w, c, r, r)
+  return x.transpose(0, 1, 4, 2, 5, 3).reshape(b, h * r, w * r, c)

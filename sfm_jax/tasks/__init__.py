@@ -1,0 +1,1 @@
+"""What is learned: how clean patches become (input, target) on device, and the loss."""

@@ -1,0 +1,250 @@
+"""The training loop: a jitted, data-parallel step over a ('data',) mesh of every device, orbax
+checkpoints with automatic resume, clu metric writers, periodic validation, optional EMA."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from clu import metric_writers, periodic_actions
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from sfm_jax.data.images import load_source
+from sfm_jax.data.patches import build_patches
+from sfm_jax.data.pipeline import PatchBatches, Prefetcher
+from sfm_jax.evaluate import Protocol, evaluate_images, summarize
+from sfm_jax.inference import SIZE_MULTIPLE
+from sfm_jax.models import count_params, get_model
+from sfm_jax.tasks.denoise import DenoiseTask, loss_fn, synthesize
+from sfm_jax.train.checkpoints import Checkpoints
+from sfm_jax.weights import save_weights
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss diverged); the message says what to change."""
+
+
+def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
+  return get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+
+
+def build_task(config: ml_collections.ConfigDict) -> DenoiseTask:
+  fields = {f.name for f in dataclasses.fields(DenoiseTask)}
+  unknown = set(config.task.keys()) - fields
+  if unknown:
+    raise ValueError(f"unknown task fields {sorted(unknown)}; known: {sorted(fields)}.")
+  values = config.task.to_dict()
+  values["sigma_range"] = tuple(float(s) for s in values["sigma_range"])
+  return DenoiseTask(**values)
+
+
+def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  """Adam with the step decay of the SFM scripts (lr × factor at each decay epoch) and optional
+  PyTorch-style L2 weight decay (added to the gradient, as torch.optim.Adam does)."""
+  o = config.optim
+  boundaries = {int(epoch * steps_per_epoch): o.decay_factor for epoch in o.decay_epochs}
+  schedule = optax.piecewise_constant_schedule(o.learning_rate, boundaries)
+  adam = optax.adam(schedule, b1=o.b1, b2=o.b2, eps=o.eps)
+  tx = optax.chain(optax.add_decayed_weights(o.weight_decay), adam) if o.weight_decay else adam
+  return tx, schedule
+
+
+def make_train_step(model_def, optimizer_def, task: DenoiseTask, ema_decay: float, seed: int):
+  """A pure step (state, uint8 patches, step) -> (state, metrics); noise and SFM are drawn on
+  device from fold_in(key(seed), step), so the step is a function of its inputs only."""
+  base_key = jax.random.key(seed)
+
+  def step_fn(state, patches, step):
+    model = nnx.merge(model_def, state["model"])
+    optimizer = nnx.merge(optimizer_def, state["optimizer"])
+    batch = synthesize(task, jax.random.fold_in(base_key, step),
+                       patches.astype(jnp.float32) / 255.0, step)
+
+    def loss_of(model):
+      return loss_fn(model(batch["noisy"], batch["noise_level"]), batch)
+
+    loss, grads = nnx.value_and_grad(loss_of)(model)
+    optimizer.update(model, grads)
+    new = {"model": nnx.state(model), "optimizer": nnx.state(optimizer), "ema": state["ema"]}
+    if ema_decay > 0:
+      params = nnx.state(model, nnx.Param)
+      new["ema"] = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
+                                state["ema"], params)
+    return new, {"loss": loss}
+
+  return step_fn
+
+
+def _eval_state(state: dict, ema_decay: float):
+  """The model state to evaluate: the EMA weights in place of the parameters if kept."""
+  if ema_decay <= 0:
+    return state["model"]
+  model_state = jax.tree.map(lambda x: x, state["model"])
+  nnx.replace_by_pure_dict(model_state, state["ema"].to_pure_dict())
+  return model_state
+
+
+def _to_pure(state: dict) -> dict:
+  return {k: (v.to_pure_dict() if v is not None else {}) for k, v in state.items()}
+
+
+def _from_pure(template: dict, pure: dict) -> dict:
+  out = {}
+  for key, value in template.items():
+    if value is None:
+      out[key] = None
+      continue
+    value = jax.tree.map(lambda x: x, value)
+    nnx.replace_by_pure_dict(value, pure[key])
+    out[key] = value
+  return out
+
+
+def _initial_state(config: ml_collections.ConfigDict, steps_per_epoch: int = 1):
+  """(model, model_def, optimizer_def, eval_def, state, schedule) for `config`, untrained."""
+  model = build_model(config)
+  model.eval()
+  eval_def, _ = nnx.split(model)
+  model.train()
+  tx, schedule = build_optimizer(config, steps_per_epoch)
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+  model_def, model_state = nnx.split(model)
+  optimizer_def, optimizer_state = nnx.split(optimizer)
+  ema = nnx.state(model, nnx.Param) if config.train.ema_decay > 0 else None
+  state = {"model": model_state, "optimizer": optimizer_state, "ema": ema}
+  return model, model_def, optimizer_def, eval_def, state, schedule
+
+
+def restore_model(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                  step: int | None = None) -> tuple[nnx.Module, int]:
+  """The model of `config` with the weights of WORKDIR's checkpoint `step` (default latest;
+  EMA weights when the run kept them). Returns (model, step)."""
+  _, model_def, _, _, state, _ = _initial_state(config)
+  checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
+  try:
+    step = step or checkpoints.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {pathlib.Path(workdir) / 'checkpoints'}; train "
+                              "first with train.py --workdir, or pass --weights FILE.")
+    state = _from_pure(state, checkpoints.restore(step, _to_pure(state)))
+  finally:
+    checkpoints.close()
+  return nnx.merge(model_def, _eval_state(state, config.train.ema_decay)), step
+
+
+def _format_eta(seconds: float) -> str:
+  minutes, secs = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and validates at the end.
+
+  Returns the final validation metrics {"noisy_psnr", "psnr", "ssim", "step"}.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  task = build_task(config)
+  channels = config.data.channels
+  data_dir = config.data.tfds_data_dir or None
+  train_images = load_source(config.data.source, "train", channels, data_dir)
+  if config.data.max_train_images > 0:
+    train_images = train_images[:config.data.max_train_images]
+  val_images = load_source(config.data.val_source, "val", channels, data_dir)
+  if config.eval.max_val_images > 0:
+    val_images = val_images[:config.eval.max_val_images]
+  patches = build_patches(train_images, config.data.patch_size, config.data.stride,
+                          tuple(config.data.scales), config.data.aug_copies, config.seed)
+  batch_size = config.train.batch_size
+  if batch_size % jax.device_count():
+    raise ValueError(f"train.batch_size={batch_size} is not divisible by the "
+                     f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
+  batches = PatchBatches(patches, batch_size, config.seed)
+  total_steps = (config.train.steps if config.train.steps > 0
+                 else config.train.epochs * batches.steps_per_epoch)
+
+  model, model_def, optimizer_def, eval_def, state, schedule = _initial_state(
+      config, batches.steps_per_epoch)
+  ema_decay = config.train.ema_decay
+
+  # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  replicated = NamedSharding(mesh, P())
+  data_sharding = NamedSharding(mesh, P("data"))
+  checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
+  start_step = checkpoints.latest_step() or 0
+  if start_step:
+    restored = checkpoints.restore(start_step, _to_pure(state))
+    state = _from_pure(state, restored)
+    print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
+  state = jax.device_put(state, replicated)
+
+  step_fn = jax.jit(make_train_step(model_def, optimizer_def, task, ema_decay, config.seed),
+                    donate_argnums=0, out_shardings=(replicated, replicated))
+  eval_fn = jax.jit(lambda s, x, level: nnx.merge(eval_def, s)(x, level))
+  protocol = Protocol(sigmas=(float(config.eval.sigma),), clip_noisy=config.eval.clip_noisy,
+                      seed=config.seed, tile=config.eval.tile,
+                      tile_overlap=config.eval.tile_overlap)
+  multiple = SIZE_MULTIPLE.get(config.model.name, 1)
+
+  def validate(state, step):
+    model_state = _eval_state(state, ema_decay)
+    rows = evaluate_images(lambda x, level: eval_fn(model_state, x, level), val_images, protocol,
+                           multiple)
+    metrics = summarize(rows)[float(config.eval.sigma)]
+    writer.write_scalars(step, {"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"]})
+    return metrics
+
+  writer = metric_writers.create_default_writer(str(workdir),
+                                                just_logging=jax.process_index() > 0)
+  progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
+                                             every_steps=config.train.log_every)
+  print(f"Training {config.model.name} ({count_params(model):,} parameters) on "
+        f"{len(patches):,} patches ({batches.steps_per_epoch} steps/epoch), {total_steps:,} "
+        f"steps, batch {batch_size} over {jax.device_count()} device(s).")
+  iterator = Prefetcher(batches(start_step), data_sharding)
+  started, last_good = time.time(), start_step
+  try:
+    for step in range(start_step, total_steps):
+      state, metrics = step_fn(state, next(iterator), jnp.int32(step))
+      done = step + 1
+      progress(done)
+      if done % config.train.log_every == 0 or done == total_steps:
+        loss = float(metrics["loss"])
+        if not np.isfinite(loss):
+          raise TrainingError(
+              f"the loss became {loss} at step {done}; lower optim.learning_rate (now "
+              f"{config.optim.learning_rate}) and rerun: training resumes from the last good "
+              f"checkpoint (step {last_good}).")
+        writer.write_scalars(done, {"loss": loss, "learning_rate": float(schedule(step))})
+        rate = (done - start_step) / (time.time() - started)
+        print(f"step {done}/{total_steps}  loss {loss:.4f}  {rate:.1f} steps/s  "
+              f"ETA {_format_eta((total_steps - done) / rate)}", flush=True)
+      if done % config.train.eval_every == 0 and done != total_steps:
+        m = validate(state, done)
+        print(f"step {done}: validation σ={config.eval.sigma:g} PSNR {m['psnr']:.2f} dB")
+      if done % config.train.checkpoint_every == 0 or done == total_steps:
+        checkpoints.save(done, _to_pure(state))
+        last_good = done
+  finally:
+    iterator.close()
+    checkpoints.close()
+
+  final = validate(state, total_steps)
+  writer.flush()
+  trained = nnx.merge(model_def, _eval_state(state, ema_decay))
+  save_weights(workdir / "weights.msgpack", trained, config.model.name,
+               config.model.kwargs.to_dict())
+  print(f"Validation on {len(val_images)} held-out images at σ={config.eval.sigma:g}: "
+        f"noisy {final['noisy_psnr']:.2f} dB -> denoised {final['psnr']:.2f} dB")
+  return {"step": total_steps, **final}

@@ -1,0 +1,74 @@
+"""Single-file model weights: the architecture (registry name + constructor arguments) and the
+model state (parameters and BatchNorm statistics) in one msgpack file.
+
+`train.py` writes `WORKDIR/weights.msgpack` at the end of training, `python -m sfm_jax.convert`
+writes the same format from PyTorch checkpoints, and `eval.py --weights FILE` reads it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import numpy as np
+from flax import nnx, serialization
+
+from sfm_jax.models import get_model
+
+
+def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict):
+  """Writes `model`'s state and how to rebuild it to `path` (atomically)."""
+  state = jax.tree.map(np.asarray, nnx.state(model).to_pure_dict())
+  payload = {"format": "sfm-jax-weights/1", "model": {"name": name, "kwargs": dict(kwargs)},
+             "state": state}
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_bytes(serialization.msgpack_serialize(payload))
+  tmp.replace(path)
+
+
+def load_weights(path: str | pathlib.Path) -> tuple[nnx.Module, str, dict]:
+  """Rebuilds the model stored in `path`; returns (model, name, kwargs)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"weights file {path} not found; pass a file written by train.py "
+                            "(WORKDIR/weights.msgpack) or by python -m sfm_jax.convert.")
+  try:
+    payload = serialization.msgpack_restore(path.read_bytes())
+  except Exception:
+    raise ValueError(f"{path} is not an sfm-jax weights file (msgpack); convert PyTorch .pth "
+                     "files with python -m sfm_jax.convert first.") from None
+  name, kwargs = payload["model"]["name"], dict(payload["model"]["kwargs"])
+  model = get_model(name, **kwargs)
+  load_state_into(model, payload["state"], str(path))
+  return model, name, kwargs
+
+
+def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
+  """Copies a pure-dict state into `model`, strictly: missing, unexpected or mis-shaped entries
+  are reported by name."""
+  state = nnx.state(model)
+  expected = dict(_flatten(state.to_pure_dict()))
+  given = dict(_flatten(pure_state))
+  missing = sorted(set(expected) - set(given))
+  unexpected = sorted(set(given) - set(expected))
+  shapes = sorted(k for k in set(expected) & set(given)
+                  if np.shape(expected[k]) != np.shape(given[k]))
+  if missing or unexpected or shapes:
+    details = "; ".join(part for part in (
+        f"missing {missing[:5]}" if missing else "",
+        f"unexpected {unexpected[:5]}" if unexpected else "",
+        f"shape mismatch {[(k, np.shape(given[k]), np.shape(expected[k])) for k in shapes[:5]]}"
+        if shapes else "") if part)
+    raise ValueError(f"{origin} does not fit the model: {details}.")
+  nnx.replace_by_pure_dict(state, pure_state)
+  nnx.update(model, state)
+
+
+def _flatten(tree, prefix=()):
+  if isinstance(tree, dict):
+    for key, value in tree.items():
+      yield from _flatten(value, (*prefix, str(key)))
+  else:
+    yield "/".join(prefix), tree

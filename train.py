@@ -1,0 +1,33 @@
+"""Train a restoration model: python train.py --config configs/X.py --workdir DIR [--config.a.b=v].
+
+Resumes from the latest checkpoint in --workdir. The logic lives in sfm_jax.train.loop.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from sfm_jax.cli import report_user_errors
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py",
+                                          "Experiment config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and weights go here "
+                               "(default: runs/<config name>).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # library INFO logs off; --verbosity=0 shows them
+  from sfm_jax.cli import default_workdir
+  from sfm_jax.train.loop import train_and_evaluate
+
+  config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+  with report_user_errors():
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value or default_workdir(config_path))
+
+
+if __name__ == "__main__":
+  sys.exit(app.run(main))
