@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from sfm_jax.cli import report_user_errors
+from sfm_jax.cli import config_value, parse_flags, report_user_errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config (with --workdir).",
                                           lock_config=True)
@@ -51,11 +51,12 @@ def run():
   if _WEIGHTS.value:
     model, name, kwargs = load_weights(_WEIGHTS.value)
     origin = _WEIGHTS.value
-  elif _CONFIG.value is not None and _WORKDIR.value:
+  elif flags.FLAGS["config"].present and _WORKDIR.value:
     from sfm_jax.train.loop import restore_model
 
-    model, step = restore_model(_CONFIG.value, _WORKDIR.value, _STEP.value)
-    name, kwargs = _CONFIG.value.model.name, _CONFIG.value.model.kwargs.to_dict()
+    config = config_value(_CONFIG)
+    model, step = restore_model(config, _WORKDIR.value, _STEP.value)
+    name, kwargs = config.model.name, config.model.kwargs.to_dict()
     origin = f"{_WORKDIR.value} (step {step})"
   else:
     raise ValueError("say which model to evaluate: --weights FILE, or --config C --workdir DIR.")
@@ -80,4 +81,4 @@ def run():
 
 
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  sys.exit(app.run(main, flags_parser=parse_flags))

@@ -8,10 +8,10 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from sfm_jax.cli import report_user_errors
+from sfm_jax.cli import config_value, parse_flags, report_user_errors
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py",
-                                          "Experiment config file.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. "
+                                          "configs/quickstart.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and weights go here "
                                "(default: runs/<config name>).")
 
@@ -24,10 +24,12 @@ def main(argv):
   from sfm_jax.cli import default_workdir
   from sfm_jax.train.loop import train_and_evaluate
 
+  if flags.FLAGS["config"].value is None and not flags.FLAGS["config"].present:
+    raise app.UsageError("pass --config, e.g. --config configs/quickstart.py")
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   with report_user_errors():
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value or default_workdir(config_path))
+    train_and_evaluate(config_value(_CONFIG), _WORKDIR.value or default_workdir(config_path))
 
 
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  sys.exit(app.run(main, flags_parser=parse_flags))

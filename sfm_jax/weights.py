@@ -18,7 +18,7 @@ from sfm_jax.models import get_model
 
 def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict):
   """Writes `model`'s state and how to rebuild it to `path` (atomically)."""
-  state = jax.tree.map(np.asarray, nnx.state(model).to_pure_dict())
+  state = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
   payload = {"format": "sfm-jax-weights/1", "model": {"name": name, "kwargs": dict(kwargs)},
              "state": state}
   path = pathlib.Path(path)
@@ -49,7 +49,7 @@ def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
   """Copies a pure-dict state into `model`, strictly: missing, unexpected or mis-shaped entries
   are reported by name."""
   state = nnx.state(model)
-  expected = dict(_flatten(state.to_pure_dict()))
+  expected = dict(_flatten(nnx.to_pure_dict(state)))
   given = dict(_flatten(pure_state))
   missing = sorted(set(expected) - set(given))
   unexpected = sorted(set(given) - set(expected))

@@ -65,7 +65,7 @@ class DCTDenoiser(nnx.Module):
     dn = ("NHWC", "HWIO", "NHWC")
     coeffs = jax.lax.conv_general_dilated(planes, jnp.asarray(ops.dct_conv_filters(n)), (1, 1),
                                           "VALID", dimension_numbers=dn, precision="highest")
-    t = self.ratio.value * jnp.repeat(jnp.reshape(noise_level, (b,)), c)[:, None, None, None]
+    t = self.ratio[...] * jnp.repeat(jnp.reshape(noise_level, (b,)), c)[:, None, None, None]
     summed = jax.lax.conv_general_dilated(
         self._shrink(coeffs, t), jnp.asarray(ops.dct_inverse_conv_filters(n)), (1, 1),
         [(n - 1, n - 1)] * 2, dimension_numbers=dn, precision="highest")

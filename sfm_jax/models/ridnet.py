@@ -18,8 +18,8 @@ class MeanShift(nnx.Module):
   def __init__(self, mean: np.ndarray, sign: float, *, rngs: nnx.Rngs):
     c = len(mean)
     self.conv = conv(c, c, 1, rngs=rngs)
-    self.conv.kernel.value = jnp.eye(c, dtype=jnp.float32)[None, None]
-    self.conv.bias.value = jnp.asarray(sign * np.asarray(mean), jnp.float32)
+    self.conv.kernel[...] = jnp.eye(c, dtype=jnp.float32)[None, None]
+    self.conv.bias[...] = jnp.asarray(sign * np.asarray(mean), jnp.float32)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv(x)

@@ -88,12 +88,12 @@ def _eval_state(state: dict, ema_decay: float):
   if ema_decay <= 0:
     return state["model"]
   model_state = jax.tree.map(lambda x: x, state["model"])
-  nnx.replace_by_pure_dict(model_state, state["ema"].to_pure_dict())
+  nnx.replace_by_pure_dict(model_state, nnx.to_pure_dict(state["ema"]))
   return model_state
 
 
 def _to_pure(state: dict) -> dict:
-  return {k: (v.to_pure_dict() if v is not None else {}) for k, v in state.items()}
+  return {k: (nnx.to_pure_dict(v) if v is not None else {}) for k, v in state.items()}
 
 
 def _from_pure(template: dict, pure: dict) -> dict:
@@ -149,11 +149,13 @@ def _format_eta(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and validates at the end.
 
-  Returns the final validation metrics {"noisy_psnr", "psnr", "ssim", "step"}.
+  Returns the final validation metrics {"noisy_psnr", "psnr", "ssim", "step"} and "losses",
+  the [(step, loss)] logged during this call.
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   task = build_task(config)
+  nnx.eval_shape(lambda: build_model(config))  # a wrong model name or argument fails here, fast
+  workdir.mkdir(parents=True, exist_ok=True)
   channels = config.data.channels
   data_dir = config.data.tfds_data_dir or None
   train_images = load_source(config.data.source, "train", channels, data_dir)
@@ -213,7 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         f"{len(patches):,} patches ({batches.steps_per_epoch} steps/epoch), {total_steps:,} "
         f"steps, batch {batch_size} over {jax.device_count()} device(s).")
   iterator = Prefetcher(batches(start_step), data_sharding)
-  started, last_good = time.time(), start_step
+  started, last_good, losses = time.time(), start_step, []
   try:
     for step in range(start_step, total_steps):
       state, metrics = step_fn(state, next(iterator), jnp.int32(step))
@@ -226,6 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               f"the loss became {loss} at step {done}; lower optim.learning_rate (now "
               f"{config.optim.learning_rate}) and rerun: training resumes from the last good "
               f"checkpoint (step {last_good}).")
+        losses.append((done, loss))
         writer.write_scalars(done, {"loss": loss, "learning_rate": float(schedule(step))})
         rate = (done - start_step) / (time.time() - started)
         print(f"step {done}/{total_steps}  loss {loss:.4f}  {rate:.1f} steps/s  "
@@ -247,4 +250,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                config.model.kwargs.to_dict())
   print(f"Validation on {len(val_images)} held-out images at σ={config.eval.sigma:g}: "
         f"noisy {final['noisy_psnr']:.2f} dB -> denoised {final['psnr']:.2f} dB")
-  return {"step": total_steps, **final}
+  return {"step": total_steps, "losses": losses, **final}
