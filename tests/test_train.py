@@ -100,6 +100,31 @@ def test_resumed_training_equals_uninterrupted(tiny_folder, tmp_path):
                              flat(load_state(tmp_path / "a" / "weights.msgpack")), atol=1e-6)
 
 
+def test_diverging_loss_stops_with_a_clear_message(tiny_folder, tmp_path):
+  from sfm_jax.train.loop import TrainingError
+
+  config = shrink(load_config("quickstart"), tiny_folder, steps=6)
+  config.optim.learning_rate = 1e12
+  with pytest.raises(TrainingError, match="lower optim.learning_rate"):
+    train_and_evaluate(config, str(tmp_path))
+
+
+def test_ema_weights_are_the_moving_average(tiny_folder, tmp_path):
+  """One step with decay d: EMA = d·initial + (1 − d)·trained, per parameter."""
+  def run(workdir, decay):
+    config = shrink(load_config("quickstart"), tiny_folder, steps=1)
+    config.train.ema_decay = decay
+    train_and_evaluate(config, str(workdir))
+    return config
+
+  config = run(tmp_path / "plain", 0.0)
+  run(tmp_path / "ema", 0.25)
+  initial = flat(nnx.state(build_model(config), nnx.Param))
+  trained = flat(nnx.state(load_weights(tmp_path / "plain" / "weights.msgpack")[0], nnx.Param))
+  ema = flat(nnx.state(load_weights(tmp_path / "ema" / "weights.msgpack")[0], nnx.Param))
+  np.testing.assert_allclose(ema, 0.25 * initial + 0.75 * trained, atol=1e-6)
+
+
 MULTI_DEVICE_SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})

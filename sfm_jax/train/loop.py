@@ -118,7 +118,9 @@ def _initial_state(config: ml_collections.ConfigDict, steps_per_epoch: int = 1):
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   model_def, model_state = nnx.split(model)
   optimizer_def, optimizer_state = nnx.split(optimizer)
-  ema = nnx.state(model, nnx.Param) if config.train.ema_decay > 0 else None
+  ema = None
+  if config.train.ema_decay > 0:  # its own buffers: the step donates the whole state
+    ema = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
   state = {"model": model_state, "optimizer": optimizer_state, "ema": ema}
   return model, model_def, optimizer_def, eval_def, state, schedule
 
