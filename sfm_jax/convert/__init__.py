@@ -1,0 +1,57 @@
+"""Import PyTorch checkpoints of the original denoisers into sfm-jax weight files.
+
+  python -m sfm_jax.convert net.pth --arch dncnn --out dncnn_b.msgpack
+"""
+
+from __future__ import annotations
+
+from sfm_jax.convert.pytorch import (
+    MAPPERS,
+    convert_state_dict,
+    load_torch_state_dict,
+    to_pure_dict,
+)
+from sfm_jax.models import get_model
+from sfm_jax.weights import load_state_into
+
+
+def _infer_kwargs(arch: str, converted: dict) -> dict:
+  """Constructor arguments read off the weights (channels, depth) where they vary."""
+  if arch == "dncnn":
+    first = converted[("body", "convs", 0, "kernel")]
+    depth = 1 + max(p[2] for p in converted if p[1] == "convs")
+    return {"channels": int(first.shape[2]), "num_layers": int(depth),
+            "features": int(first.shape[3])}
+  if arch == "memnet":
+    conv = converted[("feature_extractor", "conv", "kernel")]
+    blocks = 1 + max(p[1] for p in converted if p[0] == "dense_memory")
+    resblocks = 1 + max(p[3] for p in converted
+                        if p[0] == "dense_memory" and p[2] == "recursive_unit")
+    return {"channels": int(conv.shape[2]), "features": int(conv.shape[3]),
+            "num_memblock": int(blocks), "num_resblock": int(resblocks)}
+  if arch == "ridnet":
+    return {"channels": int(converted[("head", "kernel")].shape[2])}
+  return {"channels": int(converted[("enc_conv0", "kernel")].shape[2])}
+
+
+def convert_checkpoint(path: str, arch: str):
+  """Loads a PyTorch checkpoint into the matching sfm-jax model, strictly.
+
+  Returns (model, kwargs). Raises ValueError naming unmapped, missing or mis-shaped keys.
+  """
+  state_dict = load_torch_state_dict(path)
+  converted, unmapped = convert_state_dict(state_dict, arch)
+  if unmapped:
+    raise ValueError(f"{path}: {len(unmapped)} keys have no place in the {arch} model, e.g. "
+                     f"{unmapped[:5]}; is --arch right?")
+  try:
+    kwargs = _infer_kwargs(arch, converted)
+  except (KeyError, ValueError) as error:
+    raise ValueError(f"{path} does not look like a {arch} checkpoint (no {error}); is --arch "
+                     "right?") from None
+  model = get_model(arch, **kwargs)
+  load_state_into(model, to_pure_dict(converted), path)
+  return model, kwargs
+
+
+__all__ = ["MAPPERS", "convert_checkpoint", "convert_state_dict"]

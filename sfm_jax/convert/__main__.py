@@ -1,0 +1,28 @@
+"""python -m sfm_jax.convert PATH.pth --arch dncnn|memnet|ridnet|unet --out FILE"""
+
+import argparse
+import sys
+
+from sfm_jax.convert import MAPPERS, convert_checkpoint
+from sfm_jax.models import count_params
+from sfm_jax.weights import save_weights
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog="python -m sfm_jax.convert", description=__doc__)
+  parser.add_argument("checkpoint", help="PyTorch .pth state_dict (legacy or zip format)")
+  parser.add_argument("--arch", required=True, choices=sorted(MAPPERS))
+  parser.add_argument("--out", required=True, help="sfm-jax weights file to write (.msgpack)")
+  args = parser.parse_args(argv)
+  try:
+    model, kwargs = convert_checkpoint(args.checkpoint, args.arch)
+  except (ValueError, ImportError, FileNotFoundError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+  save_weights(args.out, model, args.arch, kwargs)
+  print(f"{args.arch} {kwargs}: {count_params(model):,} parameters -> {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

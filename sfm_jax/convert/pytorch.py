@@ -1,0 +1,136 @@
+"""PyTorch state_dicts of the SFM authors' denoisers -> sfm-jax model state.
+
+Key mapping (documented per architecture below):
+  * the DataParallel prefix `module.` is stripped;
+  * conv `weight` (O, I, kh, kw) -> `kernel` (kh, kw, I, O), i.e. transpose(2, 3, 1, 0); PyTorch
+    convs are cross-correlations like `lax.conv`, so kernels are not flipped; `bias` -> `bias`;
+  * BatchNorm `weight` -> `scale`, `bias` -> `bias`, `running_mean` -> `mean`, `running_var` ->
+    `var` (eps 1e-5 and momentum 0.1 = Flax 0.9 are the models' defaults);
+    `num_batches_tracked` is dropped.
+Conversion is strict: unmapped, missing and mis-shaped keys are reported by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+BN_NAMES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+Path = tuple
+
+
+def _dncnn(parts: list[str]) -> Path | None:
+  """`dncnn.dncnn.<i>.*` (nn.Sequential): conv at 0 and 2 + 3k, BatchNorm at 3 + 3k."""
+  if parts[:2] != ["dncnn", "dncnn"]:
+    return None
+  index, name = int(parts[2]), parts[3]
+  if index == 0 or (index - 2) % 3 == 0:
+    return ("body", "convs", 0 if index == 0 else (index - 2) // 3 + 1, name)
+  if (index - 3) % 3 == 0:
+    return ("body", "norms", (index - 3) // 3, name)
+  return None
+
+
+def _memnet(parts: list[str]) -> Path | None:
+  """Module names are the same as the original's (feature_extractor, dense_memory.<b>.
+  recursive_unit.<r>.relu_conv{1,2}, gate_unit, reconstructor), each with `.bn` and `.conv`."""
+  return tuple(int(p) if p.isdigit() else p for p in parts)
+
+
+_RIDNET_RULES = [
+    (r"^(sub_mean|add_mean)\.(\w+)$", lambda m: (m[1], "conv", m[2])),
+    (r"^head\.body\.0\.(\w+)$", lambda m: ("head", m[1])),
+    (r"^tail\.(\w+)$", lambda m: ("tail", m[1])),
+    (r"^b(\d)\.r1\.(body[12])\.([02])\.(\w+)$",
+     lambda m: ("blocks", int(m[1]) - 1, "r1", m[2], int(m[3]) // 2, m[4])),
+    (r"^b(\d)\.r1\.body3\.0\.(\w+)$", lambda m: ("blocks", int(m[1]) - 1, "r1", "body3", m[2])),
+    (r"^b(\d)\.(r[23])\.body\.([024])\.(\w+)$",
+     lambda m: ("blocks", int(m[1]) - 1, m[2], "body", int(m[3]) // 2, m[4])),
+    (r"^b(\d)\.ca\.(c[12])\.body\.0\.(\w+)$",
+     lambda m: ("blocks", int(m[1]) - 1, "ca", m[2], m[3])),
+]
+
+_UNET_RULES = [
+    (r"^enc_conv([01])\.(\w+)$", lambda m: (f"enc_conv{m[1]}", m[2])),
+    (r"^enc_conv([2-6])\.(\w+)$", lambda m: ("enc", int(m[1]) - 2, m[2])),
+    (r"^dec_conv5([ab])\.(\w+)$", lambda m: ("dec5", "ab".index(m[1]), m[2])),
+    (r"^dec_conv([234])([ab])\.(\w+)$",
+     lambda m: ("dec", 4 - int(m[1]), "ab".index(m[2]), m[3])),
+    (r"^dec_conv1([abc])\.(\w+)$", lambda m: ("dec1", "abc".index(m[1]), m[2])),
+]
+
+
+def _by_rules(rules) -> Callable[[list[str]], Path | None]:
+  def mapper(parts):
+    key = ".".join(parts)
+    for pattern, build in rules:
+      match = re.match(pattern, key)
+      if match:
+        return build(match)
+    return None
+  return mapper
+
+
+MAPPERS = {"dncnn": _dncnn, "memnet": _memnet, "ridnet": _by_rules(_RIDNET_RULES),
+           "unet": _by_rules(_UNET_RULES)}
+
+
+def _leaf(path: Path, tensor: np.ndarray) -> tuple[Path, np.ndarray] | None:
+  """Renames the last path element and converts the array; None for dropped entries.
+
+  A 4-D `weight` is a conv kernel (OIHW -> HWIO); a 1-D `weight` is a BatchNorm scale.
+  """
+  *parent, name = path
+  if name == "num_batches_tracked":
+    return None
+  if name == "weight" and tensor.ndim == 4:
+    return (*parent, "kernel"), np.transpose(tensor, (2, 3, 1, 0))
+  return (*parent, BN_NAMES.get(name, name)), tensor
+
+
+def convert_state_dict(state_dict: dict[str, np.ndarray], arch: str):
+  """Maps a PyTorch state_dict (numpy arrays) to {flax path: array}.
+
+  Returns (converted, unmapped_torch_keys).
+  """
+  if arch not in MAPPERS:
+    raise ValueError(f"unknown --arch {arch!r}; use one of {sorted(MAPPERS)}.")
+  converted, unmapped = {}, []
+  for key, tensor in state_dict.items():
+    parts = key.removeprefix("module.").split(".")
+    path = MAPPERS[arch](parts)
+    if path is None:
+      unmapped.append(key)
+      continue
+    leaf = _leaf(path, np.asarray(tensor))
+    if leaf is not None:
+      converted[leaf[0]] = leaf[1].astype(np.float32)
+  return converted, unmapped
+
+
+def to_pure_dict(flat: dict[Path, np.ndarray]) -> dict:
+  """{(a, b, c): x} -> {a: {b: {c: x}}}."""
+  tree: dict = {}
+  for path, value in flat.items():
+    node = tree
+    for part in path[:-1]:
+      node = node.setdefault(part, {})
+    node[path[-1]] = value
+  return tree
+
+
+def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
+  """Reads a .pth file (legacy pickle or zip format) as numpy arrays; needs torch."""
+  try:
+    import torch
+  except ImportError:
+    raise ImportError("reading .pth files needs PyTorch: pip install 'sfm-jax[convert]' "
+                      "(or pip install torch).") from None
+  obj = torch.load(path, map_location="cpu", weights_only=True)
+  if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+    obj = obj["state_dict"]
+  if not isinstance(obj, dict):
+    raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict.")
+  return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
