@@ -72,7 +72,7 @@ def run():
   default_out = pathlib.Path(_WORKDIR.value or ".") / "eval"
   output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_out
   rows = evaluate_images(make_denoiser(model), images, protocol, SIZE_MULTIPLE.get(name, 1),
-                         output / "images" if _SAVE_IMAGES.value else None)
+                         output / "images" if _SAVE_IMAGES.value else None, progress=True)
   summary = summarize(rows)
   write_reports(output, rows, summary, protocol)
   print(f"{name} from {origin} on {_DATASET.value} ({len(images)} images)")

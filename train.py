@@ -12,6 +12,8 @@ from sfm_jax.cli import config_value, parse_flags, report_user_errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. "
                                           "configs/quickstart.py.", lock_config=True)
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-host: call "
+                                 "jax.distributed.initialize() first (one process per host).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and weights go here "
                                "(default: runs/<config name>).")
 
@@ -27,6 +29,10 @@ def main(argv):
   if flags.FLAGS["config"].value is None and not flags.FLAGS["config"].present:
     raise app.UsageError("pass --config, e.g. --config configs/quickstart.py")
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
+  if _DISTRIBUTED.value:
+    import jax
+
+    jax.distributed.initialize()
   with report_user_errors():
     train_and_evaluate(config_value(_CONFIG), _WORKDIR.value or default_workdir(config_path))
 

@@ -15,6 +15,7 @@ import pathlib
 import jax
 import numpy as np
 from skimage.metrics import structural_similarity
+from tqdm import tqdm
 
 from sfm_jax import ops
 from sfm_jax.inference import restore_image
@@ -61,10 +62,11 @@ def noisy_version(clean: np.ndarray, sigma: float, image_index: int, protocol: P
 
 
 def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Protocol,
-                    multiple: int = 1, save_dir: pathlib.Path | None = None) -> list[dict]:
+                    multiple: int = 1, save_dir: pathlib.Path | None = None,
+                    progress: bool = False) -> list[dict]:
   """Runs the protocol; images are (name, uint8 (H, W, C)); returns one row per (image, σ)."""
   rows = []
-  for index, (name, image) in enumerate(images):
+  for index, (name, image) in enumerate(tqdm(images, desc="images", disable=not progress)):
     clean = image.astype(np.float32) / 255.0
     for sigma in protocol.sigmas:
       noisy = noisy_version(clean, sigma, index, protocol)

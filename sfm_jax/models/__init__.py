@@ -2,7 +2,8 @@
 
 Every denoiser is called as `model(noisy, noise_level=None)` with noisy (B, H, W, C) in [0, 1]
 and noise_level (B,) on the [0, 1] scale (σ/255; used by FFDNet and the DCT denoiser, ignored by
-the blind models), and returns the clean estimate (B, H, W, C).
+the blind models), and returns the clean estimate (B, H, W, C). SR networks take the LR image
+(SFTMD and the IKC Corrector also a kernel code) and return the HR estimate.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from flax import nnx
 
 from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.dncnn import DnCNN, FFDNet
+from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
 from sfm_jax.models.memnet import MemNet
 from sfm_jax.models.ridnet import RIDNet
+from sfm_jax.models.sr import FRSR, KMSR, RCAN, RDN, RRDBNet
 from sfm_jax.models.unet import UNet
 
 MODELS = {
@@ -22,6 +25,14 @@ MODELS = {
     "ffdnet": FFDNet,
     "dct_denoiser": DCTDenoiser,
     "unet": UNet,
+    "rrdb": RRDBNet,
+    "rcan": RCAN,
+    "rdn": RDN,
+    "frsr": FRSR,
+    "kmsr": KMSR,
+    "sftmd": SFTMD,
+    "ikc_predictor": Predictor,
+    "ikc_corrector": Corrector,
 }
 
 
@@ -46,5 +57,6 @@ def count_params(model: nnx.Module) -> int:
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-__all__ = ["DCTDenoiser", "DnCNN", "FFDNet", "MODELS", "MemNet", "RIDNet", "UNet", "count_params",
+__all__ = ["FRSR", "KMSR", "MODELS", "RCAN", "RDN", "SFTMD", "Corrector", "DCTDenoiser", "DnCNN",
+           "FFDNet", "MemNet", "Predictor", "RIDNet", "RRDBNet", "UNet", "count_params",
            "get_model"]
