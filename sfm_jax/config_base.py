@@ -16,6 +16,7 @@ def denoising_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = "dncnn"
   c.model.kwargs = ml_collections.ConfigDict({"channels": 1})  # constructor overrides
+  c.model.init_weights = ""  # a weights file (train.py / sfm_jax.convert) to fine-tune from
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "builtin"  # "builtin", an image folder, or "tfds:NAME[:SPLIT]"

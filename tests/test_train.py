@@ -125,6 +125,23 @@ def test_ema_weights_are_the_moving_average(tiny_folder, tmp_path):
   np.testing.assert_allclose(ema, 0.25 * initial + 0.75 * trained, atol=1e-6)
 
 
+def test_fine_tuning_starts_from_a_weights_file(tiny_folder, tmp_path):
+  from sfm_jax.models import get_model
+  from sfm_jax.weights import save_weights
+
+  config = shrink(load_config("quickstart"), tiny_folder, steps=1)
+  start = get_model("dncnn", seed=7, **config.model.kwargs.to_dict())
+  save_weights(tmp_path / "start.msgpack", start, "dncnn", config.model.kwargs.to_dict())
+  config.model.init_weights = str(tmp_path / "start.msgpack")
+  config.optim.learning_rate = 0.0  # parameters stay where they started
+  train_and_evaluate(config, str(tmp_path / "run"))
+  tuned = load_weights(tmp_path / "run" / "weights.msgpack")[0]
+  np.testing.assert_allclose(flat(nnx.state(tuned, nnx.Param)), flat(nnx.state(start, nnx.Param)))
+  config.model.name, config.model.kwargs = "memnet", {"channels": 1}
+  with pytest.raises(ValueError, match="holds a 'dncnn' model"):
+    build_model(config)
+
+
 MULTI_DEVICE_SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})

@@ -25,7 +25,7 @@ from sfm_jax.inference import SIZE_MULTIPLE
 from sfm_jax.models import count_params, get_model
 from sfm_jax.tasks.denoise import DenoiseTask, loss_fn, synthesize
 from sfm_jax.train.checkpoints import Checkpoints
-from sfm_jax.weights import save_weights
+from sfm_jax.weights import load_state_into, load_weights, save_weights
 
 
 class TrainingError(RuntimeError):
@@ -33,7 +33,15 @@ class TrainingError(RuntimeError):
 
 
 def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
-  return get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+  """The config's model, initialised from `model.init_weights` when given (fine-tuning)."""
+  model = get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+  if config.model.get("init_weights"):
+    source, name, _ = load_weights(config.model.init_weights)
+    if name != config.model.name:
+      raise ValueError(f"{config.model.init_weights} holds a {name!r} model but the config "
+                       f"trains {config.model.name!r}; set model.name={name!r}.")
+    load_state_into(model, nnx.to_pure_dict(nnx.state(source)), config.model.init_weights)
+  return model
 
 
 def build_task(config: ml_collections.ConfigDict) -> DenoiseTask:
@@ -156,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   workdir = pathlib.Path(workdir)
   task = build_task(config)
-  nnx.eval_shape(lambda: build_model(config))  # a wrong model name or argument fails here, fast
+  nnx.eval_shape(lambda: get_model(config.model.name, **config.model.kwargs.to_dict()))  # fail fast
   workdir.mkdir(parents=True, exist_ok=True)
   channels = config.data.channels
   data_dir = config.data.tfds_data_dir or None
