@@ -31,6 +31,10 @@ _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Average the ×8 dihedral 
 _TILE = flags.DEFINE_integer("tile", 0, "Tile size for large images (0: whole images).")
 _TILE_OVERLAP = flags.DEFINE_integer("tile_overlap", 32, "Overlap between tiles.")
 _SAVE_IMAGES = flags.DEFINE_bool("save_images", False, "Also write the denoised PNGs.")
+_TASK = flags.DEFINE_enum("task", "denoise", ["denoise", "sr"], "What to evaluate.")
+_SCALE = flags.DEFINE_integer("scale", 4, "SR: the scale factor (LR = MATLAB bicubic 1/scale).")
+_BICUBIC = flags.DEFINE_bool("bicubic", False, "SR: evaluate plain bicubic upscaling (no model).")
+_RGB = flags.DEFINE_bool("rgb", False, "SR: score RGB instead of the Y channel.")
 
 
 def main(argv):
@@ -42,24 +46,56 @@ def main(argv):
     run()
 
 
-def run():
-  from sfm_jax.data.images import load_source
-  from sfm_jax.evaluate import Protocol, evaluate_images, format_table, summarize, write_reports
-  from sfm_jax.inference import SIZE_MULTIPLE, make_denoiser
+def load_model():
+  """(model, name, kwargs, origin) from --weights or --config/--workdir."""
   from sfm_jax.weights import load_weights
 
   if _WEIGHTS.value:
     model, name, kwargs = load_weights(_WEIGHTS.value)
-    origin = _WEIGHTS.value
-  elif flags.FLAGS["config"].present and _WORKDIR.value:
+    return model, name, kwargs, _WEIGHTS.value
+  if flags.FLAGS["config"].present and _WORKDIR.value:
     from sfm_jax.train.loop import restore_model
 
     config = config_value(_CONFIG)
     model, step = restore_model(config, _WORKDIR.value, _STEP.value)
-    name, kwargs = config.model.name, config.model.kwargs.to_dict()
     origin = f"{_WORKDIR.value} (step {step})"
+    return model, config.model.name, config.model.kwargs.to_dict(), origin
+  raise ValueError("say which model to evaluate: --weights FILE, or --config C --workdir DIR"
+                   " (or --task sr --bicubic for the bicubic baseline).")
+
+
+def output_dir() -> pathlib.Path:
+  if _OUTPUT.value:
+    return pathlib.Path(_OUTPUT.value)
+  return pathlib.Path(_WORKDIR.value or ".") / "eval"
+
+
+def run_sr():
+  from sfm_jax.data.images import load_source
+  from sfm_jax.evaluate import evaluate_sr, format_sr_table, write_sr_reports
+  from sfm_jax.inference import make_upscaler
+
+  if _BICUBIC.value:
+    upscale, name, channels, origin = None, "bicubic", 3, "MATLAB imresize"
   else:
-    raise ValueError("say which model to evaluate: --weights FILE, or --config C --workdir DIR.")
+    model, name, kwargs, origin = load_model()
+    upscale, channels = make_upscaler(model), kwargs.get("channels", 3)
+  images = load_source(_DATASET.value, "val", channels)
+  rows = evaluate_sr(upscale, images, _SCALE.value, y_channel=not _RGB.value, progress=True)
+  summary = write_sr_reports(output_dir(), rows, _SCALE.value)
+  print(f"{name} from {origin} on {_DATASET.value} ({len(images)} images)")
+  print(format_sr_table(summary, name, _SCALE.value, rgb=_RGB.value))
+  print(f"Per-image results: {output_dir() / 'results.csv'}")
+
+
+def run():
+  if _TASK.value == "sr":
+    return run_sr()
+  from sfm_jax.data.images import load_source
+  from sfm_jax.evaluate import Protocol, evaluate_images, format_table, summarize, write_reports
+  from sfm_jax.inference import SIZE_MULTIPLE, make_denoiser
+
+  model, name, kwargs, origin = load_model()
   try:
     sigmas = tuple(float(s) for s in _SIGMAS.value)
   except ValueError:
@@ -69,8 +105,7 @@ def run():
   protocol = Protocol(sigmas=sigmas, clip_noisy=not _NO_CLIP.value, seed=_SEED.value,
                       self_ensemble=_ENSEMBLE.value, tile=_TILE.value,
                       tile_overlap=_TILE_OVERLAP.value)
-  default_out = pathlib.Path(_WORKDIR.value or ".") / "eval"
-  output = pathlib.Path(_OUTPUT.value) if _OUTPUT.value else default_out
+  output = output_dir()
   rows = evaluate_images(make_denoiser(model), images, protocol, SIZE_MULTIPLE.get(name, 1),
                          output / "images" if _SAVE_IMAGES.value else None, progress=True)
   summary = summarize(rows)

@@ -28,6 +28,18 @@ def make_denoiser(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Arr
   return lambda noisy, noise_level: denoise(state, noisy, noise_level)
 
 
+def make_upscaler(model: nnx.Module) -> Callable[[np.ndarray], np.ndarray]:
+  """f(lr (h, w, C)) -> (s·h, s·w, C) for an SR model, jitted, in eval mode."""
+  model.eval()
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def upscale(state, lr):
+    return nnx.merge(graphdef, state)(lr)
+
+  return lambda lr: np.asarray(upscale(state, jnp.asarray(lr)[None]))[0]
+
+
 def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
   h, w = x.shape[1:3]
   ph, pw = -h % multiple, -w % multiple
