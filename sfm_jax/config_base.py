@@ -88,3 +88,37 @@ def with_sfm(c: ml_collections.ConfigDict, radius_perc: float = 0.85) -> ml_coll
   c.task.sfm_radius_perc = radius_perc
   c.task.sfm_sigma_perc = 0.15
   return c
+
+
+def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
+  """SR on DIV2K HR patches through TFDS (`tfds build div2k` first, or point data.source at a
+  folder of HR images): 32×32 LR patches, batch 16, Adam 1e-4 constant and L1, as SFM's SR
+  training effectively ran (spec A11). The task replaces the denoising fields."""
+  c = denoising_config()
+  c.model.name = model
+  c.model.kwargs = ml_collections.ConfigDict({"channels": channels, "scale": scale,
+                                              **model_kwargs})
+  c.data.source = f"tfds:div2k/bicubic_x{scale}:train"
+  c.data.val_source = f"tfds:div2k/bicubic_x{scale}:validation"
+  c.data.channels = channels
+  c.data.patch_size = c.data.stride = 32 * scale
+  c.data.scales = (1.0,)
+  c.task = ml_collections.ConfigDict({
+      "kind": "sr", "scale": scale, "blur_sigma_range": (0.0, 0.0), "kernel_size": 21,
+      "sfm_rate": 0.0, "sfm_mode": "central", "sfm_radius_perc": 0.85, "sfm_sigma_perc": 0.15,
+      "sfm_unselected": "keep", "sfm_keep_prob": 0.5})
+  c.optim.learning_rate = 1e-4
+  c.optim.decay_epochs = ()
+  c.train.batch_size = 16
+  c.train.steps = 300_000
+  c.train.eval_every = 5000
+  c.train.checkpoint_every = 5000
+  return c
+
+
+def with_sr_sfm(c: ml_collections.ConfigDict, mode: str = "central"):
+  """SFM for SR as the paper describes it: rate 0.5, central mode, on the HR before degradation
+  (mode="random" is what the released SR code does, spec A3)."""
+  c.task.sfm_rate = 0.5
+  c.task.sfm_mode = mode
+  return c

@@ -45,6 +45,27 @@ class DenoiseTask:
     if not 0 <= low <= high:
       raise ValueError(f"task.sigma_range={self.sigma_range}; use 0 <= low <= high (0–255).")
 
+  # The interface every task offers the training loop.
+  def synthesize(self, key: jax.Array, clean: jax.Array, step: jax.Array) -> dict:
+    return synthesize(self, key, clean, step)
+
+  def predict(self, model, batch: dict) -> jax.Array:
+    return model(batch["noisy"], batch["noise_level"])
+
+  def loss(self, output: jax.Array, batch: dict) -> jax.Array:
+    return loss_fn(output, batch)
+
+  def validate(self, apply, images, config, multiple: int = 1) -> dict:
+    """PSNR of `apply(noisy, noise_level)` on whole images at config.eval.sigma."""
+    from sfm_jax.evaluate import Protocol, evaluate_images, summarize
+
+    protocol = Protocol(sigmas=(float(config.eval.sigma),), clip_noisy=config.eval.clip_noisy,
+                        seed=config.seed, tile=config.eval.tile,
+                        tile_overlap=config.eval.tile_overlap)
+    m = summarize(evaluate_images(apply, images, protocol, multiple))[float(config.eval.sigma)]
+    return {"psnr": m["psnr"], "ssim": m["ssim"], "baseline_psnr": m["noisy_psnr"],
+            "labels": ("noisy", "denoised"), "setting": f"σ={config.eval.sigma:g}"}
+
 
 def _noise(task: DenoiseTask, key: jax.Array, shape, sigma: jax.Array) -> jax.Array:
   noise = ops.gaussian_noise(key, shape, sigma)

@@ -20,10 +20,10 @@ from jax.sharding import PartitionSpec as P
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
-from sfm_jax.evaluate import Protocol, evaluate_images, summarize
 from sfm_jax.inference import SIZE_MULTIPLE
 from sfm_jax.models import count_params, get_model
-from sfm_jax.tasks.denoise import DenoiseTask, loss_fn, synthesize
+from sfm_jax.tasks.denoise import DenoiseTask
+from sfm_jax.tasks.sr import SRTask
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.weights import load_state_into, load_weights, save_weights
 
@@ -44,14 +44,18 @@ def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
   return model
 
 
-def build_task(config: ml_collections.ConfigDict) -> DenoiseTask:
-  fields = {f.name for f in dataclasses.fields(DenoiseTask)}
+def build_task(config: ml_collections.ConfigDict) -> DenoiseTask | SRTask:
+  """The task of config.task.kind: "sr" or a denoising kind (supervised / n2n / n2s)."""
+  task_class = SRTask if config.task.kind == "sr" else DenoiseTask
+  fields = {f.name for f in dataclasses.fields(task_class)}
   unknown = set(config.task.keys()) - fields
   if unknown:
     raise ValueError(f"unknown task fields {sorted(unknown)}; known: {sorted(fields)}.")
   values = config.task.to_dict()
-  values["sigma_range"] = tuple(float(s) for s in values["sigma_range"])
-  return DenoiseTask(**values)
+  for key in ("sigma_range", "blur_sigma_range"):
+    if key in values:
+      values[key] = tuple(float(s) for s in values[key])
+  return task_class(**values)
 
 
 def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
@@ -65,7 +69,7 @@ def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
   return tx, schedule
 
 
-def make_train_step(model_def, optimizer_def, task: DenoiseTask, ema_decay: float, seed: int):
+def make_train_step(model_def, optimizer_def, task, ema_decay: float, seed: int):
   """A pure step (state, uint8 patches, step) -> (state, metrics); noise and SFM are drawn on
   device from fold_in(key(seed), step), so the step is a function of its inputs only."""
   base_key = jax.random.key(seed)
@@ -73,11 +77,11 @@ def make_train_step(model_def, optimizer_def, task: DenoiseTask, ema_decay: floa
   def step_fn(state, patches, step):
     model = nnx.merge(model_def, state["model"])
     optimizer = nnx.merge(optimizer_def, state["optimizer"])
-    batch = synthesize(task, jax.random.fold_in(base_key, step),
-                       patches.astype(jnp.float32) / 255.0, step)
+    batch = task.synthesize(jax.random.fold_in(base_key, step),
+                            patches.astype(jnp.float32) / 255.0, step)
 
     def loss_of(model):
-      return loss_fn(model(batch["noisy"], batch["noise_level"]), batch)
+      return task.loss(task.predict(model, batch), batch)
 
     loss, grads = nnx.value_and_grad(loss_of)(model)
     optimizer.update(model, grads)
@@ -159,8 +163,8 @@ def _format_eta(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and validates at the end.
 
-  Returns the final validation metrics {"noisy_psnr", "psnr", "ssim", "step"} and "losses",
-  the [(step, loss)] logged during this call.
+  Returns the final validation metrics {"psnr", "ssim", "baseline_psnr" (noisy input or
+  bicubic), "step"} and "losses", the [(step, loss)] logged during this call.
   """
   workdir = pathlib.Path(workdir)
   task = build_task(config)
@@ -203,17 +207,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   step_fn = jax.jit(make_train_step(model_def, optimizer_def, task, ema_decay, config.seed),
                     donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_fn = jax.jit(lambda s, x, level: nnx.merge(eval_def, s)(x, level))
-  protocol = Protocol(sigmas=(float(config.eval.sigma),), clip_noisy=config.eval.clip_noisy,
-                      seed=config.seed, tile=config.eval.tile,
-                      tile_overlap=config.eval.tile_overlap)
+  eval_fn = jax.jit(lambda s, *inputs: nnx.merge(eval_def, s)(*inputs))
   multiple = SIZE_MULTIPLE.get(config.model.name, 1)
 
   def validate(state, step):
     model_state = _eval_state(state, ema_decay)
-    rows = evaluate_images(lambda x, level: eval_fn(model_state, x, level), val_images, protocol,
-                           multiple)
-    metrics = summarize(rows)[float(config.eval.sigma)]
+    metrics = task.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
+                            multiple)
     writer.write_scalars(step, {"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"]})
     return metrics
 
@@ -245,7 +245,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               f"ETA {_format_eta((total_steps - done) / rate)}", flush=True)
       if done % config.train.eval_every == 0 and done != total_steps:
         m = validate(state, done)
-        print(f"step {done}: validation σ={config.eval.sigma:g} PSNR {m['psnr']:.2f} dB")
+        print(f"step {done}: validation {m['setting']} PSNR {m['psnr']:.2f} dB")
       if done % config.train.checkpoint_every == 0 or done == total_steps:
         checkpoints.save(done, _to_pure(state))
         last_good = done
@@ -258,6 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   trained = nnx.merge(model_def, _eval_state(state, ema_decay))
   save_weights(workdir / "weights.msgpack", trained, config.model.name,
                config.model.kwargs.to_dict())
-  print(f"Validation on {len(val_images)} held-out images at σ={config.eval.sigma:g}: "
-        f"noisy {final['noisy_psnr']:.2f} dB -> denoised {final['psnr']:.2f} dB")
+  before, after = final["labels"]
+  print(f"Validation on {len(val_images)} held-out images at {final['setting']}: "
+        f"{before} {final['baseline_psnr']:.2f} dB -> {after} {final['psnr']:.2f} dB")
   return {"step": total_steps, "losses": losses, **final}

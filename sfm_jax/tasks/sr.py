@@ -1,0 +1,65 @@
+"""Super-resolution, synthesised on device from clean HR patches (spec-sfm §5.1, §5.3).
+
+HR -> optional SFM (the paper's "central" mode by default; mode 0 = "random" as the released
+code, spec A3) -> optional Gaussian blur (σ ~ U(range), e.g. IKC's 0.2–4 on 21×21) -> MATLAB
+bicubic downsampling -> LR. The network maps LR to HR; loss L1 against the untouched HR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sfm_jax import ops
+
+
+@dataclasses.dataclass(frozen=True)
+class SRTask:
+  kind: str = "sr"
+  scale: int = 4
+  blur_sigma_range: tuple[float, float] = (0.0, 0.0)  # (0, 0): plain bicubic degradation
+  kernel_size: int = 21
+  sfm_rate: float = 0.0
+  sfm_mode: str = "central"
+  sfm_radius_perc: float = 0.85
+  sfm_sigma_perc: float = 0.15
+  sfm_unselected: str = "keep"
+  sfm_keep_prob: float = 0.5
+
+  def __post_init__(self):
+    if self.scale not in (2, 3, 4):
+      raise ValueError(f"task.scale={self.scale}; use 2, 3 or 4.")
+
+  def synthesize(self, key: jax.Array, hr: jax.Array, step: jax.Array) -> dict:
+    """HR patches (B, P, P, C) in [0, 1], P a multiple of the scale -> dict(lr, target)."""
+    sfm_key, blur_key = jax.random.split(key)
+    source = hr
+    if self.sfm_rate > 0:
+      source, _ = ops.apply_sfm(sfm_key, hr, rate=self.sfm_rate, mode=self.sfm_mode,
+                                radius_perc=self.sfm_radius_perc,
+                                sigma_perc=self.sfm_sigma_perc, unselected=self.sfm_unselected,
+                                keep_prob=self.sfm_keep_prob)
+    if self.blur_sigma_range[1] > 0:
+      kernels, _ = ops.sample_gaussian_kernels(blur_key, hr.shape[0], self.kernel_size,
+                                               self.blur_sigma_range)
+      source = ops.blur(source, kernels)
+    return {"lr": ops.imresize(source, scale=1.0 / self.scale), "target": hr}
+
+  def predict(self, model, batch: dict) -> jax.Array:
+    return model(batch["lr"])
+
+  def loss(self, output: jax.Array, batch: dict) -> jax.Array:
+    return jnp.mean(jnp.abs(output - batch["target"]))
+
+  def validate(self, apply, images, config, multiple: int = 1) -> dict:
+    """Y-channel PSNR (crop = scale) on MATLAB-bicubic LR versions of whole images."""
+    from sfm_jax.evaluate import evaluate_sr
+
+    rows = evaluate_sr(lambda lr: np.asarray(apply(jnp.asarray(lr)[None]))[0], images,
+                       self.scale)
+    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "baseline_psnr": mean("bicubic_psnr"),
+            "labels": ("bicubic", "SR"), "setting": f"×{self.scale}"}
