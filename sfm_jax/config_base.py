@@ -106,7 +106,7 @@ def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
   c.task = ml_collections.ConfigDict({
       "kind": "sr", "scale": scale, "blur_sigma_range": (0.0, 0.0), "kernel_size": 21,
       "sfm_rate": 0.0, "sfm_mode": "central", "sfm_radius_perc": 0.85, "sfm_sigma_perc": 0.15,
-      "sfm_unselected": "keep", "sfm_keep_prob": 0.5})
+      "sfm_unselected": "keep", "sfm_keep_prob": 0.5, "pre_upscale": False})
   c.optim.learning_rate = 1e-4
   c.optim.decay_epochs = ()
   c.train.batch_size = 16

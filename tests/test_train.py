@@ -33,6 +33,7 @@ TINY = {
     "rcan": {"groups": 1, "blocks": 1, "nf": 16},
     "rdn": {"blocks": 1, "layers": 2, "g0": 8, "g": 4},
     "frsr": {"nf": 8},
+    "kmsr": {"nf": 8, "blocks": 1},
 }
 
 

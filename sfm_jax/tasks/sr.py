@@ -28,6 +28,7 @@ class SRTask:
   sfm_sigma_perc: float = 0.15
   sfm_unselected: str = "keep"
   sfm_keep_prob: float = 0.5
+  pre_upscale: bool = False  # feed the bicubic-upscaled LR (KMSR has no upsampler, spec A12)
 
   def __post_init__(self):
     if self.scale not in (2, 3, 4):
@@ -48,8 +49,11 @@ class SRTask:
       source = ops.blur(source, kernels)
     return {"lr": ops.imresize(source, scale=1.0 / self.scale), "target": hr}
 
+  def _model_input(self, lr: jax.Array) -> jax.Array:
+    return ops.imresize(lr, scale=float(self.scale)) if self.pre_upscale else lr
+
   def predict(self, model, batch: dict) -> jax.Array:
-    return model(batch["lr"])
+    return model(self._model_input(batch["lr"]))
 
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return jnp.mean(jnp.abs(output - batch["target"]))
@@ -58,8 +62,9 @@ class SRTask:
     """Y-channel PSNR (crop = scale) on MATLAB-bicubic LR versions of whole images."""
     from sfm_jax.evaluate import evaluate_sr
 
-    rows = evaluate_sr(lambda lr: np.asarray(apply(jnp.asarray(lr)[None]))[0], images,
-                       self.scale)
+    rows = evaluate_sr(
+        lambda lr: np.asarray(apply(self._model_input(jnp.asarray(lr)[None])))[0], images,
+        self.scale)
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
     return {"psnr": mean("psnr"), "ssim": mean("ssim"), "baseline_psnr": mean("bicubic_psnr"),
             "labels": ("bicubic", "SR"), "setting": f"×{self.scale}"}
