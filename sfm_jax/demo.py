@@ -18,12 +18,9 @@ import numpy as np
 from skimage import data
 
 from sfm_jax import ops
+from sfm_jax.evaluate import psnr, quantize, sr_scores
 
 SPEC_DROPPED = {"random": 0.5, "central": 0.4147, "targeted": 0.1793}  # 64×64, spec §1.3
-
-
-def _psnr(a, b) -> float:
-  return float(10 * jnp.log10(1.0 / jnp.mean((a - b) ** 2)))
 
 
 def _patches(image: np.ndarray, key: jax.Array, count: int, size: int) -> jax.Array:
@@ -55,20 +52,20 @@ def main(argv=None):
   for i, mode in enumerate(SPEC_DROPPED):
     masked, masks = ops.apply_sfm(jax.random.fold_in(key, 10 + i), batch, rate=1.0, mode=mode)
     dropped = 1 - float(masks.mean())
-    print(f"{mode:<10}{dropped:>22.4f}{SPEC_DROPPED[mode]:>8.4f}{_psnr(masked, batch):>13.2f} dB")
+    print(f"{mode:<10}{dropped:>22.4f}{SPEC_DROPPED[mode]:>8.4f}{psnr(masked, batch):>13.2f} dB")
     if args.out is not None:
       args.out.mkdir(parents=True, exist_ok=True)
       _save_grid(args.out / f"sfm_{mode}.png", masked)
 
   noisy, _ = ops.add_awgn(jax.random.fold_in(key, 20), batch, 25.0, clip=True)
   low, high = ops.dct_band_mse(noisy, batch)
-  print(f"\nAWGN σ=25 (clipped): PSNR {_psnr(noisy, batch):.2f} dB; DCT-band MSE low "
+  print(f"\nAWGN σ=25 (clipped): PSNR {psnr(noisy, batch):.2f} dB; DCT-band MSE low "
         f"{float(low.mean()):.2e}, high {float(high.mean()):.2e}")
 
   rgb = jnp.asarray(data.astronaut().astype(np.float32) / 255.0)
-  quantise = lambda x: jnp.round(jnp.clip(x, 0, 1) * 255) / 255  # noqa: E731
-  up = quantise(ops.imresize(quantise(ops.imresize(rgb, scale=0.25)), scale=4.0))
-  y_psnr = _psnr(ops.rgb_to_y(up)[4:-4, 4:-4], ops.rgb_to_y(rgb)[4:-4, 4:-4])
+  lr = quantize(ops.imresize(rgb, scale=0.25)).astype(np.float32)
+  up = quantize(ops.imresize(lr, scale=4.0))
+  y_psnr, _ = sr_scores(up, rgb, crop=4)
   print(f"MATLAB-bicubic ×4 down/up of 'astronaut': PSNR on Y (crop 4) {y_psnr:.2f} dB")
   bands = ops.haar_dwt(rgb)
   error = float(jnp.abs(ops.haar_idwt(bands) - rgb).max())

@@ -16,28 +16,27 @@ from sfm_jax.data.patches import dihedral
 SIZE_MULTIPLE = {"unet": 32, "ffdnet": 2}
 
 
-def make_denoiser(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """A jitted f(noisy (B, H, W, C), noise_level (B,)) -> clean estimate, in eval mode."""
+def jit_apply(graphdef) -> Callable:
+  """A jitted f(state, *inputs) = nnx.merge(graphdef, state)(*inputs); compiled once per graph
+  and input shapes, so new weights (a later checkpoint, EMA) reuse the compilation."""
+  return jax.jit(lambda state, *inputs: nnx.merge(graphdef, state)(*inputs))
+
+
+def make_apply(model: nnx.Module) -> Callable:
+  """`model` in eval mode as a jitted f(*inputs) (for a denoiser: f(noisy, noise_level))."""
   model.eval()
   graphdef, state = nnx.split(model)
+  apply = jit_apply(graphdef)
+  return lambda *inputs: apply(state, *inputs)
 
-  @jax.jit
-  def denoise(state, noisy, noise_level):
-    return nnx.merge(graphdef, state)(noisy, noise_level)
 
-  return lambda noisy, noise_level: denoise(state, noisy, noise_level)
+make_denoiser = make_apply
 
 
 def make_upscaler(model: nnx.Module) -> Callable[[np.ndarray], np.ndarray]:
   """f(lr (h, w, C)) -> (s·h, s·w, C) for an SR model, jitted, in eval mode."""
-  model.eval()
-  graphdef, state = nnx.split(model)
-
-  @jax.jit
-  def upscale(state, lr):
-    return nnx.merge(graphdef, state)(lr)
-
-  return lambda lr: np.asarray(upscale(state, jnp.asarray(lr)[None]))[0]
+  apply = make_apply(model)
+  return lambda lr: np.asarray(apply(jnp.asarray(lr)[None]))[0]
 
 
 def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:

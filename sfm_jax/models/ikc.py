@@ -7,12 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import conv
+from sfm_jax.models.layers import conv, lrelu
 from sfm_jax.models.sr import ConvShuffleUpsampler
-
-
-def _lrelu(x: jax.Array) -> jax.Array:
-  return nnx.leaky_relu(x, 0.2)
 
 
 def _code_map(code: jax.Array, like: jax.Array) -> jax.Array:
@@ -32,8 +28,8 @@ class SFTLayer(nnx.Module):
 
   def __call__(self, fea: jax.Array, code_map: jax.Array) -> jax.Array:
     cat = jnp.concatenate([fea, code_map], axis=-1)
-    mul = nnx.sigmoid(self.mul[1](_lrelu(self.mul[0](cat))))
-    add = self.add[1](_lrelu(self.add[0](cat)))
+    mul = nnx.sigmoid(self.mul[1](lrelu(self.mul[0](cat))))
+    add = self.add[1](lrelu(self.add[0](cat)))
     return fea * mul + add
 
 
@@ -62,12 +58,12 @@ class SFTMD(nnx.Module):
     self.blocks = nnx.List([SFTResidualBlock(nf, code_len, rngs=rngs) for _ in range(blocks)])
     self.sft = SFTLayer(nf, code_len, rngs=rngs)
     self.conv_mid = conv(nf, nf, 3, rngs=rngs)
-    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, activation=_lrelu)
+    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, activation=lrelu)
     self.conv_output = conv(nf, channels, 9, rngs=rngs)
 
   def __call__(self, lr: jax.Array, code: jax.Array) -> jax.Array:
     code_map = _code_map(code, lr)
-    fea_before = self.conv3(_lrelu(self.conv2(_lrelu(self.conv1(lr)))))
+    fea_before = self.conv3(lrelu(self.conv2(lrelu(self.conv1(lr)))))
     fea = fea_before
     for block in self.blocks:
       fea = block(fea, code_map)
@@ -88,7 +84,7 @@ class Predictor(nnx.Module):
   def __call__(self, lr: jax.Array) -> jax.Array:
     x = lr
     for layer in self.convs:
-      x = _lrelu(layer(x))
+      x = lrelu(layer(x))
     return jnp.mean(x, axis=(1, 2))
 
 
@@ -108,10 +104,10 @@ class Corrector(nnx.Module):
   def __call__(self, sr: jax.Array, code: jax.Array) -> jax.Array:
     x = sr
     for layer in self.convs:
-      x = _lrelu(layer(x))
+      x = lrelu(layer(x))
     c = code
     for layer in self.code_dense:
-      c = _lrelu(layer(c))
+      c = lrelu(layer(c))
     x = jnp.concatenate([x, _code_map(c, x)], axis=-1)
-    x = _lrelu(self.fuse[1](_lrelu(self.fuse[0](x))))
+    x = lrelu(self.fuse[1](lrelu(self.fuse[0](x))))
     return code + jnp.mean(self.fuse[2](x), axis=(1, 2))

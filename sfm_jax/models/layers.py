@@ -16,6 +16,11 @@ kaiming_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
 torch_default = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
+def lrelu(x: jax.Array) -> jax.Array:
+  """LeakyReLU with slope 0.2 (ESRGAN, IKC)."""
+  return nnx.leaky_relu(x, 0.2)
+
+
 def conv(in_features: int, out_features: int, kernel: int = 3, *, rngs: nnx.Rngs,
          stride: int = 1, dilation: int = 1, padding: int | None = None, use_bias: bool = True,
          kernel_init=torch_default) -> nnx.Conv:

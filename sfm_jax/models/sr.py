@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import conv, pixel_shuffle
+from sfm_jax.models.layers import conv, lrelu, pixel_shuffle
 from sfm_jax.models.ridnet import ChannelAttention
 
 
@@ -24,9 +24,6 @@ def depth_to_space(x: jax.Array, r: int) -> jax.Array:
   c = crr // (r * r)
   return x.reshape(b, h, w, r, r, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h * r, w * r, c)
 
-
-def _lrelu(x: jax.Array) -> jax.Array:
-  return nnx.leaky_relu(x, 0.2)
 
 
 class ConvShuffleUpsampler(nnx.Module):
@@ -60,7 +57,7 @@ class ResidualDenseBlock5C(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     feats = [x]
     for layer in self.convs[:-1]:
-      feats.append(_lrelu(layer(jnp.concatenate(feats, axis=-1))))
+      feats.append(lrelu(layer(jnp.concatenate(feats, axis=-1))))
     return self.convs[-1](jnp.concatenate(feats, axis=-1)) * 0.2 + x
 
 
@@ -103,8 +100,8 @@ class RRDBNet(nnx.Module):
     fea = fea + self.trunk_conv(trunk)
     if self.esrgan_upsampler:
       for layer in self.upconvs:
-        fea = _lrelu(layer(jnp.repeat(jnp.repeat(fea, 2, axis=1), 2, axis=2)))
-      fea = _lrelu(self.hr_conv(fea))
+        fea = lrelu(layer(jnp.repeat(jnp.repeat(fea, 2, axis=1), 2, axis=2)))
+      fea = lrelu(self.hr_conv(fea))
     else:
       fea = self.upsampler(fea)
     return self.conv_last(fea)

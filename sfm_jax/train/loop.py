@@ -20,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
-from sfm_jax.inference import SIZE_MULTIPLE
+from sfm_jax.inference import SIZE_MULTIPLE, jit_apply
 from sfm_jax.models import count_params, get_model
 from sfm_jax.tasks.denoise import DenoiseTask
 from sfm_jax.tasks.sr import SRTask
@@ -207,7 +207,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   step_fn = jax.jit(make_train_step(model_def, optimizer_def, task, ema_decay, config.seed),
                     donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_fn = jax.jit(lambda s, *inputs: nnx.merge(eval_def, s)(*inputs))
+  eval_fn = jit_apply(eval_def)
   multiple = SIZE_MULTIPLE.get(config.model.name, 1)
 
   def validate(state, step):
