@@ -11,6 +11,8 @@ from sfm_jax.ops.blur import (
     blur,
     gaussian_filter,
     gaussian_kernel,
+    kernel_codes,
+    kernel_pca,
     sample_gaussian_kernels,
 )
 from sfm_jax.ops.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
@@ -60,8 +62,8 @@ __all__ = [
     "dct_inverse_conv_filters", "dct_matrix", "differentiable_hard_threshold",
     "frequency_density", "frequency_distance", "gaussian_filter", "gaussian_kernel",
     "gaussian_noise", "haar_dwt", "haar_idwt", "hard_threshold", "idct2", "imresize",
-    "inject_dct", "low_high_mask", "masked_gaussian_noise", "radial_power_spectrum",
-    "random_masks", "resize_matrix",
+    "inject_dct", "kernel_codes", "kernel_pca", "low_high_mask", "masked_gaussian_noise",
+    "radial_power_spectrum", "random_masks", "resize_matrix",
     "rgb_to_y", "rgb_to_ycbcr", "sample_gaussian_kernels", "sample_masks", "sample_sigmas",
     "sfm_radius", "soft_threshold", "targeted_masks", "ycbcr_to_rgb",
 ]
