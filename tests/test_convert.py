@@ -194,6 +194,60 @@ class RIDNET(nn.Module):
     return self.add_mean(self.tail(self.b4(self.b3(self.b2(self.b1(h)))))) + x
 
 
+class DenseBlock(nn.Module):
+  """Five 3×3 convs over the running concatenation, LeakyReLU(0.2) on the first four."""
+
+  def __init__(self, nf, gc):
+    super().__init__()
+    for i in range(1, 6):
+      setattr(self, f"conv{i}", nn.Conv2d(nf + (i - 1) * gc, gc if i < 5 else nf, 3, 1, 1))
+
+  def forward(self, x):
+    feats = [x]
+    for i in range(1, 5):
+      feats.append(nn.functional.leaky_relu(getattr(self, f"conv{i}")(torch.cat(feats, 1)), 0.2))
+    return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+
+
+class ResidualInResidual(nn.Module):
+  def __init__(self, nf, gc):
+    super().__init__()
+    self.RDB1, self.RDB2, self.RDB3 = (DenseBlock(nf, gc) for _ in range(3))
+
+  def forward(self, x):
+    return self.RDB3(self.RDB2(self.RDB1(x))) * 0.2 + x
+
+
+class RRDBNetSFM(nn.Module):
+  """spec-sfm §5.2: trunk, then tail = [(conv nf->4nf, shuffle 2) ×2, conv nf->1]; the
+  upconv1-4 / HRconv / conv_last modules exist but the forward never uses them."""
+
+  def __init__(self, nb=23, nf=64, gc=32, esrgan=False):
+    super().__init__()
+    self.esrgan = esrgan
+    self.conv_first = nn.Conv2d(1, nf, 3, 1, 1)
+    self.RRDB_trunk = nn.Sequential(*[ResidualInResidual(nf, gc) for _ in range(nb)])
+    self.trunk_conv = nn.Conv2d(nf, nf, 3, 1, 1)
+    for name in (["upconv1", "upconv2"] if esrgan else
+                 ["upconv1", "upconv2", "upconv3", "upconv4"]) + ["HRconv"]:
+      setattr(self, name, nn.Conv2d(nf, nf, 3, 1, 1))
+    self.conv_last = nn.Conv2d(nf, 1, 3, 1, 1)
+    if not esrgan:
+      upsampler = nn.Sequential(nn.Conv2d(nf, 4 * nf, 3, 1, 1), nn.PixelShuffle(2),
+                                nn.Conv2d(nf, 4 * nf, 3, 1, 1), nn.PixelShuffle(2))
+      self.tail = nn.Sequential(upsampler, nn.Conv2d(nf, 1, 3, 1, 1))
+
+  def forward(self, x):
+    fea = self.conv_first(x)
+    fea = fea + self.trunk_conv(self.RRDB_trunk(fea))
+    if not self.esrgan:
+      return self.tail(fea)
+    lrelu = lambda t: nn.functional.leaky_relu(t, 0.2)  # noqa: E731
+    for up in (self.upconv1, self.upconv2):
+      fea = lrelu(up(nn.functional.interpolate(fea, scale_factor=2, mode="nearest")))
+    return self.conv_last(lrelu(self.HRconv(fea)))
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -229,7 +283,7 @@ def test_released_checkpoints_match_pytorch(shared_data, run, arch, torch_class,
   state = torch.load(path, map_location="cpu", weights_only=True)
   net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
   net.eval()
-  model, kwargs = convert_checkpoint(str(path), arch)
+  model, kwargs, _ = convert_checkpoint(str(path), arch)
   save_weights(tmp_path / "w.msgpack", model, arch, kwargs)  # round trip through the file
   model, _, _ = load_weights(tmp_path / "w.msgpack")
   x = noisy_crop(shared_data)
@@ -247,7 +301,7 @@ def test_random_weights_round_trip_through_a_legacy_pth(arch, torch_class, size,
   state = {f"module.{k}": v for k, v in net.state_dict().items()} if arch == "ridnet" \
       else net.state_dict()
   torch.save(state, path, _use_new_zipfile_serialization=False)  # the originals' format
-  model, _ = convert_checkpoint(str(path), arch)
+  model, _, _ = convert_checkpoint(str(path), arch)
   x = np.random.default_rng(1).random((2, size, size, 1)).astype(np.float32)
   np.testing.assert_allclose(flax_forward(model, x), torch_forward(net, x), atol=1e-4)
 
@@ -255,7 +309,7 @@ def test_random_weights_round_trip_through_a_legacy_pth(arch, torch_class, size,
 def test_conversion_is_strict_and_names_the_keys():
   net = DnCNN_RL()
   state = {k: v.numpy() for k, v in net.state_dict().items()}
-  converted, unmapped = convert_state_dict({**state, "extra.weight": np.zeros(3)}, "dncnn")
+  converted, unmapped, _ = convert_state_dict({**state, "extra.weight": np.zeros(3)}, "dncnn")
   assert unmapped == ["extra.weight"]
   from sfm_jax.convert.pytorch import to_pure_dict
 
@@ -281,3 +335,32 @@ def test_cli_reports_a_wrong_arch(shared_data, tmp_path, capsys):
   assert "is --arch right?" in capsys.readouterr().err
   assert main([str(path), "--arch", "dncnn", "--out", str(tmp_path / "w.msgpack")]) == 0
   assert pathlib.Path(tmp_path / "w.msgpack").is_file()
+
+
+def test_rrdb_sfm_checkpoint_drops_its_dead_keys_and_matches_pytorch(tmp_path):
+  """The full gray ×4 RRDBNet: 17,065,538 parameters in the state_dict, 16,880,321 used."""
+  from sfm_jax.models import count_params
+
+  torch.manual_seed(0)
+  net = RRDBNetSFM().eval()
+  assert sum(v.numel() for v in net.state_dict().values()) == 17_065_538
+  torch.save(net.state_dict(), tmp_path / "rrdb.pth", _use_new_zipfile_serialization=False)
+  model, kwargs, dropped = convert_checkpoint(str(tmp_path / "rrdb.pth"), "rrdb")
+  assert kwargs == {"channels": 1, "scale": 4, "nf": 64, "nb": 23, "gc": 32,
+                    "esrgan_upsampler": False}
+  assert sorted({k.rsplit(".", 1)[0] for k in dropped}) == [
+      "HRconv", "conv_last", "upconv1", "upconv2", "upconv3", "upconv4"]
+  assert count_params(model) == 16_880_321
+  x = np.random.default_rng(0).random((1, 12, 12, 1)).astype(np.float32)
+  got = np.asarray(model(jnp.asarray(x)))
+  np.testing.assert_allclose(got, torch_forward(net, x), atol=1e-4)
+
+
+def test_rrdb_esrgan_layout_converts_to_the_esrgan_upsampler(tmp_path):
+  torch.manual_seed(0)
+  net = RRDBNetSFM(nb=2, nf=16, gc=8, esrgan=True).eval()
+  torch.save(net.state_dict(), tmp_path / "esrgan.pth")
+  model, kwargs, dropped = convert_checkpoint(str(tmp_path / "esrgan.pth"), "rrdb")
+  assert kwargs["esrgan_upsampler"] and not dropped
+  x = np.random.default_rng(0).random((2, 10, 10, 1)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(model(jnp.asarray(x))), torch_forward(net, x), atol=1e-4)

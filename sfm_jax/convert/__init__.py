@@ -1,4 +1,4 @@
-"""Import PyTorch checkpoints of the original denoisers into sfm-jax weight files.
+"""Import PyTorch checkpoints of the original networks into sfm-jax weight files.
 
   python -m sfm_jax.convert net.pth --arch dncnn --out dncnn_b.msgpack
 """
@@ -29,6 +29,16 @@ def _infer_kwargs(arch: str, converted: dict) -> dict:
                         if p[0] == "dense_memory" and p[2] == "recursive_unit")
     return {"channels": int(conv.shape[2]), "features": int(conv.shape[3]),
             "num_memblock": int(blocks), "num_resblock": int(resblocks)}
+  if arch == "rrdb":
+    first = converted[("conv_first", "kernel")]
+    upsampler = [v for p, v in converted.items() if p[:2] == ("upsampler", "convs")
+                 and p[-1] == "kernel"]
+    nf = int(first.shape[3])
+    scale = 4 if len(upsampler) != 1 else {4: 2, 9: 3}[upsampler[0].shape[3] // nf]
+    return {"channels": int(first.shape[2]), "scale": scale, "nf": nf,
+            "nb": 1 + max(p[1] for p in converted if p[0] == "trunk"),
+            "gc": int(converted[("trunk", 0, "blocks", 0, "convs", 0, "kernel")].shape[3]),
+            "esrgan_upsampler": not upsampler}
   if arch == "ridnet":
     return {"channels": int(converted[("head", "kernel")].shape[2])}
   return {"channels": int(converted[("enc_conv0", "kernel")].shape[2])}
@@ -37,10 +47,11 @@ def _infer_kwargs(arch: str, converted: dict) -> dict:
 def convert_checkpoint(path: str, arch: str):
   """Loads a PyTorch checkpoint into the matching sfm-jax model, strictly.
 
-  Returns (model, kwargs). Raises ValueError naming unmapped, missing or mis-shaped keys.
+  Returns (model, kwargs, dropped): dropped lists the known-unused keys left out (RRDBNet).
+  Raises ValueError naming unmapped, missing or mis-shaped keys.
   """
   state_dict = load_torch_state_dict(path)
-  converted, unmapped = convert_state_dict(state_dict, arch)
+  converted, unmapped, dropped = convert_state_dict(state_dict, arch)
   if unmapped:
     raise ValueError(f"{path}: {len(unmapped)} keys have no place in the {arch} model, e.g. "
                      f"{unmapped[:5]}; is --arch right?")
@@ -51,7 +62,7 @@ def convert_checkpoint(path: str, arch: str):
                      "right?") from None
   model = get_model(arch, **kwargs)
   load_state_into(model, to_pure_dict(converted), path)
-  return model, kwargs
+  return model, kwargs, dropped
 
 
 __all__ = ["MAPPERS", "convert_checkpoint", "convert_state_dict"]

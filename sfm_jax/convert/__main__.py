@@ -1,4 +1,4 @@
-"""python -m sfm_jax.convert PATH.pth --arch dncnn|memnet|ridnet|unet --out FILE"""
+"""python -m sfm_jax.convert PATH.pth --arch dncnn|memnet|ridnet|rrdb|unet --out FILE"""
 
 import argparse
 import sys
@@ -15,11 +15,13 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="sfm-jax weights file to write (.msgpack)")
   args = parser.parse_args(argv)
   try:
-    model, kwargs = convert_checkpoint(args.checkpoint, args.arch)
+    model, kwargs, dropped = convert_checkpoint(args.checkpoint, args.arch)
   except (ValueError, ImportError, FileNotFoundError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
   save_weights(args.out, model, args.arch, kwargs)
+  if dropped:
+    print(f"dropped {len(dropped)} keys the original's forward never uses: {', '.join(dropped)}")
   print(f"{args.arch} {kwargs}: {count_params(model):,} parameters -> {args.out}")
   return 0
 

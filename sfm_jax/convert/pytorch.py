@@ -1,4 +1,4 @@
-"""PyTorch state_dicts of the SFM authors' denoisers -> sfm-jax model state.
+"""PyTorch state_dicts of the SFM authors' networks -> sfm-jax model state.
 
 Key mapping (documented per architecture below):
   * the DataParallel prefix `module.` is stripped;
@@ -7,7 +7,11 @@ Key mapping (documented per architecture below):
   * BatchNorm `weight` -> `scale`, `bias` -> `bias`, `running_mean` -> `mean`, `running_var` ->
     `var` (eps 1e-5 and momentum 0.1 = Flax 0.9 are the models' defaults);
     `num_batches_tracked` is dropped.
-Conversion is strict: unmapped, missing and mis-shaped keys are reported by name.
+Conversion is strict: unmapped, missing and mis-shaped keys are reported by name. The only
+keys dropped are known-dead ones: SFM's RRDBNet state_dict carries `upconv1-4`, `HRconv` and
+`conv_last` (12 keys, 184,641 parameters of the gray ×4 net) that its forward never uses; the
+SFM layout is recognised by its `tail.*` upsampler, and a state_dict without one is read as the
+original ESRGAN generator (upconv1/2 + HRconv + conv_last, `esrgan_upsampler=True`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 BN_NAMES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 Path = tuple
+UNUSED = ("<unused>",)  # a mapper's answer for a key the original's forward never reads
 
 
 def _dncnn(parts: list[str]) -> Path | None:
@@ -62,6 +67,23 @@ _UNET_RULES = [
 ]
 
 
+_RRDB_TRUNK_RULES = [
+    (r"^(conv_first|trunk_conv)\.(\w+)$", lambda m: (m[1], m[2])),
+    (r"^RRDB_trunk\.(\d+)\.RDB([123])\.conv([1-5])\.(\w+)$",
+     lambda m: ("trunk", int(m[1]), "blocks", int(m[2]) - 1, "convs", int(m[3]) - 1, m[4])),
+]
+_RRDB_SFM_RULES = _RRDB_TRUNK_RULES + [
+    (r"^tail\.0\.(\d+)\.(\w+)$", lambda m: ("upsampler", "convs", int(m[1]) // 2, m[2])),
+    (r"^tail\.1\.(\w+)$", lambda m: ("conv_last", m[1])),
+    (r"^(upconv[1-4]|HRconv|conv_last)\.\w+$", lambda m: UNUSED),
+]
+_RRDB_ESRGAN_RULES = _RRDB_TRUNK_RULES + [
+    (r"^upconv([12])\.(\w+)$", lambda m: ("upconvs", int(m[1]) - 1, m[2])),
+    (r"^HRconv\.(\w+)$", lambda m: ("hr_conv", m[1])),
+    (r"^conv_last\.(\w+)$", lambda m: ("conv_last", m[1])),
+]
+
+
 def _by_rules(rules) -> Callable[[list[str]], Path | None]:
   def mapper(parts):
     key = ".".join(parts)
@@ -74,7 +96,12 @@ def _by_rules(rules) -> Callable[[list[str]], Path | None]:
 
 
 MAPPERS = {"dncnn": _dncnn, "memnet": _memnet, "ridnet": _by_rules(_RIDNET_RULES),
-           "unet": _by_rules(_UNET_RULES)}
+           "unet": _by_rules(_UNET_RULES), "rrdb": _by_rules(_RRDB_SFM_RULES)}
+
+
+def is_esrgan_layout(keys) -> bool:
+  """True for an RRDBNet state_dict in the original ESRGAN layout (no SFM `tail.*`)."""
+  return not any(k.removeprefix("module.").startswith("tail.") for k in keys)
 
 
 def _leaf(path: Path, tensor: np.ndarray) -> tuple[Path, np.ndarray] | None:
@@ -93,21 +120,27 @@ def _leaf(path: Path, tensor: np.ndarray) -> tuple[Path, np.ndarray] | None:
 def convert_state_dict(state_dict: dict[str, np.ndarray], arch: str):
   """Maps a PyTorch state_dict (numpy arrays) to {flax path: array}.
 
-  Returns (converted, unmapped_torch_keys).
+  Returns (converted, unmapped_torch_keys, dropped_unused_keys).
   """
   if arch not in MAPPERS:
     raise ValueError(f"unknown --arch {arch!r}; use one of {sorted(MAPPERS)}.")
-  converted, unmapped = {}, []
+  mapper = MAPPERS[arch]
+  if arch == "rrdb" and is_esrgan_layout(state_dict):
+    mapper = _by_rules(_RRDB_ESRGAN_RULES)
+  converted, unmapped, dropped = {}, [], []
   for key, tensor in state_dict.items():
     parts = key.removeprefix("module.").split(".")
-    path = MAPPERS[arch](parts)
+    path = mapper(parts)
     if path is None:
       unmapped.append(key)
+      continue
+    if path == UNUSED:
+      dropped.append(key)
       continue
     leaf = _leaf(path, np.asarray(tensor))
     if leaf is not None:
       converted[leaf[0]] = leaf[1].astype(np.float32)
-  return converted, unmapped
+  return converted, unmapped, dropped
 
 
 def to_pure_dict(flat: dict[Path, np.ndarray]) -> dict:
