@@ -33,10 +33,23 @@ def make_apply(model: nnx.Module) -> Callable:
 make_denoiser = make_apply
 
 
-def make_upscaler(model: nnx.Module) -> Callable[[np.ndarray], np.ndarray]:
-  """f(lr (h, w, C)) -> (s·h, s·w, C) for an SR model, jitted, in eval mode."""
-  apply = make_apply(model)
-  return lambda lr: np.asarray(apply(jnp.asarray(lr)[None]))[0]
+def make_upscaler(model: nnx.Module, *, tile: int = 0, tile_overlap: int = 16,
+                  self_ensemble: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+  """An SR model, jitted in eval mode, as f(lr (h, w, C) in [0, 1]) -> (s·h, s·w, C) float32.
+
+  tile > 0 processes images larger than `tile` LR pixels tile by tile with `tile_overlap` LR
+  pixels of context (exact once that covers the receptive field); self_ensemble averages the ×8
+  dihedral outputs.
+  """
+  fn = _ensembled(make_apply(model), self_ensemble)
+
+  def upscale(lr):
+    x = np.asarray(lr, np.float32)[None]
+    if tile and max(x.shape[1:3]) > tile:
+      return run_tiled(fn, x, tile, tile_overlap)[0]
+    return np.asarray(fn(jnp.asarray(x)))[0]
+
+  return upscale
 
 
 def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
@@ -50,16 +63,22 @@ def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int,
 def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
   """Applies fn to x (1, H, W, C) tile by tile: each tile×tile core is processed with `overlap`
   pixels of context on every side (fewer at the image border) and only the core is kept, so the
-  result equals whole-image inference when overlap ≥ the model's receptive-field radius."""
+  result equals whole-image inference when overlap ≥ the model's receptive-field radius.
+  fn maps (1, h, w, C) to (1, s·h, s·w, C'): s = 1 for denoisers, the scale for SR."""
   _, h, w, _ = x.shape
-  out = np.empty(x.shape, np.float32)
+  out = None
   for top in range(0, h, tile):
     for left in range(0, w, tile):
       y0, x0 = max(top - overlap, 0), max(left - overlap, 0)
       y1, x1 = min(top + tile + overlap, h), min(left + tile + overlap, w)
       result = np.asarray(fn(jnp.asarray(x[:, y0:y1, x0:x1])))
-      core = result[:, top - y0:top - y0 + tile, left - x0:left - x0 + tile]
-      out[:, top:top + core.shape[1], left:left + core.shape[2]] = core
+      scale = result.shape[1] // (y1 - y0)
+      if out is None:
+        out = np.empty((1, h * scale, w * scale, result.shape[-1]), np.float32)
+      dy, dx = (top - y0) * scale, (left - x0) * scale
+      core = result[:, dy:dy + tile * scale, dx:dx + tile * scale]
+      out[:, top * scale:top * scale + core.shape[1],
+          left * scale:left * scale + core.shape[2]] = core
   return out
 
 
@@ -72,16 +91,19 @@ def restore_image(denoise, noisy: np.ndarray, noise_level: float, *, multiple: i
     padded, (h, w) = _pad_to_multiple(x, multiple)
     return denoise(padded, level)[:, :h, :w]
 
-  def ensemble(x):
-    if not self_ensemble:
-      return single(x)
-    outs = [_undo_dihedral(single(dihedral(x, m, jnp)), m) for m in range(8)]
-    return jnp.mean(jnp.stack(outs), axis=0)
-
+  ensemble = _ensembled(single, self_ensemble)
   x = np.asarray(noisy, np.float32)[None]
   if tile and max(x.shape[1:3]) > tile:
     return run_tiled(ensemble, x, tile, tile_overlap)[0]
   return np.asarray(ensemble(jnp.asarray(x)))[0]
+
+
+def _ensembled(fn, self_ensemble: bool):
+  """fn itself, or the mean of fn over the 8 dihedral transforms of its input (each undone)."""
+  if not self_ensemble:
+    return fn
+  return lambda x: jnp.mean(
+      jnp.stack([_undo_dihedral(fn(dihedral(x, m, jnp)), m) for m in range(8)]), axis=0)
 
 
 def _undo_dihedral(x: jax.Array, mode: int) -> jax.Array:
