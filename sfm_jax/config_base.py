@@ -43,8 +43,12 @@ def denoising_config() -> ml_collections.ConfigDict:
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-3
-  c.optim.decay_epochs = (30,)  # lr × decay_factor at each of these epochs
+  c.optim.schedule = "step"  # "step" or "cosine_restarts"
+  c.optim.decay_epochs = (30,)  # step: lr × decay_factor at each of these epochs
   c.optim.decay_factor = 0.1
+  c.optim.cycle_steps = 125_000  # cosine_restarts: cycle length, count and floor
+  c.optim.cycles = 4
+  c.optim.min_learning_rate = 1e-7
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
@@ -121,4 +125,28 @@ def with_sr_sfm(c: ml_collections.ConfigDict, mode: str = "central"):
   (mode="random" is what the released SR code does, spec A3)."""
   c.task.sfm_rate = 0.5
   c.task.sfm_mode = mode
+  return c
+
+
+IKC_MODELS = {"sftmd": "sftmd", "predictor": "ikc_predictor", "corrector": "ikc_corrector"}
+
+
+def ikc_config(stage: str) -> ml_collections.ConfigDict:
+  """One IKC stage as SFM's `SR/IKC/options` (spec-sfm §5.2): DIV2K HR, RGB ×4, 256 HR / 64 LR
+  patches, batch 32, Adam 1e-4 (β 0.9/0.99), blur σ ~ U(0.2, 4) on 21×21. SFM is off; the
+  paper's SFM is `--config.task.sfm_rate=0.5`, the released code's (spec A14)
+  `--config.task.sfm_rate=1.0 --config.task.sfm_mode=random`."""
+  c = sr_config(IKC_MODELS[stage], 4, channels=3)
+  if stage != "sftmd":
+    del c.model.kwargs["scale"]
+  c.task.kind = "ikc"
+  c.task.stage = stage
+  c.task.blur_sigma_range = (0.2, 4.0)
+  c.task.code_len = 10
+  c.task.corrector_steps = 7
+  c.task.sftmd_weights = ""
+  c.task.predictor_weights = ""
+  c.data.patch_size = c.data.stride = 256
+  c.train.batch_size = 32
+  c.optim.b2 = 0.99
   return c

@@ -34,6 +34,9 @@ TINY = {
     "rdn": {"blocks": 1, "layers": 2, "g0": 8, "g": 4},
     "frsr": {"nf": 8},
     "kmsr": {"nf": 8, "blocks": 1},
+    "sftmd": {"nf": 8, "blocks": 1},
+    "ikc_predictor": {"nf": 8},
+    "ikc_corrector": {"nf": 8},
 }
 
 
@@ -58,7 +61,7 @@ def tiny_folder(tmp_path_factory):
 
 def shrink(config, folder, steps=2):
   config.data.source = config.data.val_source = str(folder)
-  config.data.patch_size, config.data.stride = (24, 12) if config.task.kind == "sr" else (32, 16)
+  config.data.patch_size, config.data.stride = {"sr": (24, 12)}.get(config.task.kind, (32, 16))
   config.data.scales, config.data.aug_copies = (1.0,), 0
   config.model.kwargs.update(TINY[config.model.name])
   config.train.steps, config.train.batch_size = steps, 4
@@ -77,9 +80,22 @@ def flat(tree):
   return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
 
 
+def provide_frozen_networks(config, folder):
+  """For IKC's later stages: untrained tiny SFTMD / Predictor weights files in `folder`."""
+  from sfm_jax.models import get_model
+  from sfm_jax.weights import save_weights
+
+  for field, name in (("sftmd_weights", "sftmd"), ("predictor_weights", "ikc_predictor")):
+    if field in config.task and config.task.stage != name.removeprefix("ikc_"):
+      kwargs = {"channels": 3, **TINY[name], **({"scale": 4} if name == "sftmd" else {})}
+      save_weights(folder / f"{name}.msgpack", get_model(name, **kwargs), name, kwargs)
+      config.task[field] = str(folder / f"{name}.msgpack")
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_config_trains_a_few_steps(name, tiny_folder, tmp_path):
   config = shrink(load_config(name), tiny_folder)
+  provide_frozen_networks(config, tmp_path)
   before = flat(nnx.state(build_model(config), nnx.Param))
   result = train_and_evaluate(config, str(tmp_path))
   assert all(np.isfinite(loss) for _, loss in result["losses"])

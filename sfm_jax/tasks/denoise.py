@@ -17,13 +17,14 @@ import jax
 import jax.numpy as jnp
 
 from sfm_jax import ops
+from sfm_jax.tasks.base import Task
 
 KINDS = ("supervised", "n2n", "n2s")
 NOISE_TYPES = ("white", "low", "high", "brownian")
 
 
 @dataclasses.dataclass(frozen=True)
-class DenoiseTask:
+class DenoiseTask(Task):
   """Static description of the degradation (hashable, so it can close over a jitted step)."""
   kind: str = "supervised"
   sigma_range: tuple[float, float] = (0.0, 55.0)

@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sfm_jax import ops
+from sfm_jax.tasks.base import Task
 
 
 @dataclasses.dataclass(frozen=True)
-class SRTask:
+class SRTask(Task):
   kind: str = "sr"
   scale: int = 4
   blur_sigma_range: tuple[float, float] = (0.0, 0.0)  # (0, 0): plain bicubic degradation
@@ -34,10 +35,11 @@ class SRTask:
     if self.scale not in (2, 3, 4):
       raise ValueError(f"task.scale={self.scale}; use 2, 3 or 4.")
 
-  def synthesize(self, key: jax.Array, hr: jax.Array, step: jax.Array) -> dict:
-    """HR patches (B, P, P, C) in [0, 1], P a multiple of the scale -> dict(lr, target)."""
+  def degrade(self, key: jax.Array, hr: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """HR patches (B, P, P, C) in [0, 1], P a multiple of the scale -> (LR (B, P/s, P/s, C),
+    the blur kernels (B, k, k) or None without blur)."""
     sfm_key, blur_key = jax.random.split(key)
-    source = hr
+    source, kernels = hr, None
     if self.sfm_rate > 0:
       source, _ = ops.apply_sfm(sfm_key, hr, rate=self.sfm_rate, mode=self.sfm_mode,
                                 radius_perc=self.sfm_radius_perc,
@@ -47,7 +49,12 @@ class SRTask:
       kernels, _ = ops.sample_gaussian_kernels(blur_key, hr.shape[0], self.kernel_size,
                                                self.blur_sigma_range)
       source = ops.blur(source, kernels)
-    return {"lr": ops.imresize(source, scale=1.0 / self.scale), "target": hr}
+    return ops.imresize(source, scale=1.0 / self.scale), kernels
+
+  def synthesize(self, key: jax.Array, hr: jax.Array, step: jax.Array) -> dict:
+    """HR patches (B, P, P, C) in [0, 1], P a multiple of the scale -> dict(lr, target)."""
+    lr, _ = self.degrade(key, hr)
+    return {"lr": lr, "target": hr}
 
   def _model_input(self, lr: jax.Array) -> jax.Array:
     return ops.imresize(lr, scale=float(self.scale)) if self.pre_upscale else lr
@@ -58,13 +65,20 @@ class SRTask:
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return jnp.mean(jnp.abs(output - batch["target"]))
 
+  @property
+  def val_blur_sigma(self) -> float:
+    """The blur of the validation LR: the middle of the training range (0: none)."""
+    return 0.5 * (self.blur_sigma_range[0] + self.blur_sigma_range[1])
+
   def validate(self, apply, images, config, multiple: int = 1) -> dict:
-    """Y-channel PSNR (crop = scale) on MATLAB-bicubic LR versions of whole images."""
-    from sfm_jax.evaluate import evaluate_sr
+    """Y-channel PSNR (crop = scale) on whole images degraded as in training (blur σ at the
+    middle of the range, MATLAB bicubic, uint8)."""
+    from sfm_jax.evaluate import evaluate_sr, summarize_sr
 
     rows = evaluate_sr(
         lambda lr: np.asarray(apply(self._model_input(jnp.asarray(lr)[None])))[0], images,
-        self.scale)
-    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
-    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "baseline_psnr": mean("bicubic_psnr"),
-            "labels": ("bicubic", "SR"), "setting": f"×{self.scale}"}
+        self.scale, blur_sigma=self.val_blur_sigma, kernel_size=self.kernel_size)
+    means = summarize_sr(rows)[self.val_blur_sigma]
+    blur = f", blur σ={self.val_blur_sigma:g}" if self.val_blur_sigma else ""
+    return {"psnr": means["psnr"], "ssim": means["ssim"], "baseline_psnr": means["bicubic_psnr"],
+            "labels": ("bicubic", "SR"), "setting": f"×{self.scale}{blur}"}

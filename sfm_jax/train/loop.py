@@ -22,7 +22,9 @@ from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
 from sfm_jax.inference import SIZE_MULTIPLE, jit_apply
 from sfm_jax.models import count_params, get_model
+from sfm_jax.tasks.base import Task
 from sfm_jax.tasks.denoise import DenoiseTask
+from sfm_jax.tasks.ikc import IKCTask
 from sfm_jax.tasks.sr import SRTask
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.weights import load_state_into, load_weights, save_weights
@@ -44,9 +46,9 @@ def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
   return model
 
 
-def build_task(config: ml_collections.ConfigDict) -> DenoiseTask | SRTask:
-  """The task of config.task.kind: "sr" or a denoising kind (supervised / n2n / n2s)."""
-  task_class = SRTask if config.task.kind == "sr" else DenoiseTask
+def build_task(config: ml_collections.ConfigDict) -> Task:
+  """The task of config.task.kind: "sr", "ikc" or a denoising kind (supervised / n2n / n2s)."""
+  task_class = {"sr": SRTask, "ikc": IKCTask}.get(config.task.kind, DenoiseTask)
   fields = {f.name for f in dataclasses.fields(task_class)}
   unknown = set(config.task.keys()) - fields
   if unknown:
@@ -58,33 +60,54 @@ def build_task(config: ml_collections.ConfigDict) -> DenoiseTask | SRTask:
   return task_class(**values)
 
 
-def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  """Adam with the step decay of the SFM scripts (lr × factor at each decay epoch) and optional
-  PyTorch-style L2 weight decay (added to the gradient, as torch.optim.Adam does)."""
-  o = config.optim
+def build_schedule(o: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
+  """optim.schedule "step": lr × decay_factor at each of decay_epochs (the SFM scripts);
+  "cosine_restarts": cosine from lr to min_learning_rate over every cycle_steps, restarting
+  (IKC's CosineAnnealingLR_Restart)."""
+  if o.schedule == "cosine_restarts":
+    cycle = {"init_value": o.learning_rate, "peak_value": o.learning_rate, "warmup_steps": 0,
+             "decay_steps": o.cycle_steps, "end_value": o.min_learning_rate}
+    return optax.sgdr_schedule([cycle] * o.cycles)
+  if o.schedule != "step":
+    raise ValueError(f"optim.schedule={o.schedule!r}; use 'step' or 'cosine_restarts'.")
   boundaries = {int(epoch * steps_per_epoch): o.decay_factor for epoch in o.decay_epochs}
-  schedule = optax.piecewise_constant_schedule(o.learning_rate, boundaries)
+  return optax.piecewise_constant_schedule(o.learning_rate, boundaries)
+
+
+def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  """Adam on `build_schedule` with optional PyTorch-style L2 weight decay (added to the
+  gradient, as torch.optim.Adam does)."""
+  o = config.optim
+  schedule = build_schedule(o, steps_per_epoch)
   adam = optax.adam(schedule, b1=o.b1, b2=o.b2, eps=o.eps)
   tx = optax.chain(optax.add_decayed_weights(o.weight_decay), adam) if o.weight_decay else adam
   return tx, schedule
 
 
-def make_train_step(model_def, optimizer_def, task, ema_decay: float, seed: int):
-  """A pure step (state, uint8 patches, step) -> (state, metrics); noise and SFM are drawn on
-  device from fold_in(key(seed), step), so the step is a function of its inputs only."""
+def make_train_step(model_def, optimizer_def, frozen_def, task, ema_decay: float, seed: int):
+  """A pure step (state, uint8 patches, step, frozen weights) -> (state, metrics); noise and SFM
+  are drawn on device from fold_in(key(seed), step), so the step is a function of its inputs
+  only. The task may make several updates on one batch (`task.updates_per_batch`)."""
   base_key = jax.random.key(seed)
 
-  def step_fn(state, patches, step):
+  def step_fn(state, patches, step, frozen_state):
     model = nnx.merge(model_def, state["model"])
     optimizer = nnx.merge(optimizer_def, state["optimizer"])
-    batch = task.synthesize(jax.random.fold_in(base_key, step),
-                            patches.astype(jnp.float32) / 255.0, step)
+    bound = task.bind(nnx.merge(frozen_def, frozen_state))
+    batch = bound.synthesize(jax.random.fold_in(base_key, step),
+                             patches.astype(jnp.float32) / 255.0, step)
 
-    def loss_of(model):
-      return task.loss(task.predict(model, batch), batch)
+    def loss_of(model, batch):
+      output = bound.predict(model, batch)
+      return bound.loss(output, batch), output
 
-    loss, grads = nnx.value_and_grad(loss_of)(model)
-    optimizer.update(model, grads)
+    losses = []
+    for _ in range(task.updates_per_batch):
+      (loss, output), grads = nnx.value_and_grad(loss_of, has_aux=True)(model, batch)
+      optimizer.update(model, grads)
+      batch = bound.next_batch(batch, output)
+      losses.append(loss)
+    loss = jnp.mean(jnp.stack(losses))
     new = {"model": nnx.state(model), "optimizer": nnx.state(optimizer), "ema": state["ema"]}
     if ema_decay > 0:
       params = nnx.state(model, nnx.Param)
@@ -205,8 +228,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
   state = jax.device_put(state, replicated)
 
-  step_fn = jax.jit(make_train_step(model_def, optimizer_def, task, ema_decay, config.seed),
-                    donate_argnums=0, out_shardings=(replicated, replicated))
+  frozen_def, frozen_state = nnx.split(task.frozen_networks())
+  frozen_state = jax.device_put(frozen_state, replicated)
+  step_fn = jax.jit(
+      make_train_step(model_def, optimizer_def, frozen_def, task, ema_decay, config.seed),
+      donate_argnums=0, out_shardings=(replicated, replicated))
   eval_fn = jit_apply(eval_def)
   multiple = SIZE_MULTIPLE.get(config.model.name, 1)
 
@@ -228,7 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   started, last_good, losses = time.time(), start_step, []
   try:
     for step in range(start_step, total_steps):
-      state, metrics = step_fn(state, next(iterator), jnp.int32(step))
+      state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen_state)
       done = step + 1
       progress(done)
       if done % config.train.log_every == 0 or done == total_steps:
