@@ -11,7 +11,4 @@ from sfm_jax.config_base import ikc_config
 
 
 def get_config():
-  c = ikc_config("corrector")
-  c.train.steps = 5_000
-  c.train.eval_every = c.train.checkpoint_every = 1_000
-  return c
+  return ikc_config("corrector")

@@ -149,4 +149,7 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
   c.data.patch_size = c.data.stride = 256
   c.train.batch_size = 32
   c.optim.b2 = 0.99
+  if stage != "sftmd":  # IKC's niter for the Predictor (the Corrector's count is unstated)
+    c.train.steps = 5_000
+    c.train.eval_every = c.train.checkpoint_every = 1_000
   return c
