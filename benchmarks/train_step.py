@@ -1,0 +1,105 @@
+"""DnCNN-B training step: sfm-jax's jitted step vs the same step in PyTorch, side by side.
+
+Both steps do the same work on 64×64 gray patches: blind noise σ ~ U(0, 55) per image drawn on
+the device, DnCNN-B (17 layers, BatchNorm in training mode), the SFM loss
+Σ((noisy − output) − noise)² / 2B, backward and one Adam update. The PyTorch network is
+written from the spec in `tests/torch_nets.py` (SFM's DnCNN). Both use every core of this
+machine; the script alternates blocks of steps of the two and prints medians and the ratio
+(ours / PyTorch; < 1 is faster).
+
+  python benchmarks/train_step.py [--batches 16,128] [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from sfm_ops import blocked_medians  # this folder is on sys.path when run as a script
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+
+
+def torch_step_fn(batch: int, size: int = 64):
+  """A closure running one PyTorch DnCNN-B train step on a fixed clean batch."""
+  import torch
+  from torch_nets import DnCNN
+
+  net = DnCNN().train()
+  optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+  clean = torch.rand(batch, 1, size, size)
+
+  def step():
+    sigma = torch.rand(batch, 1, 1, 1) * (55 / 255)
+    noise = torch.randn_like(clean) * sigma
+    residual = net(clean + noise)  # DnCNN_RL returns noisy − residual
+    loss = ((residual - noise) ** 2).sum() / (2 * batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  return step
+
+
+def jax_step_fn(batch: int, size: int = 64, sfm_rate: float = 0.0):
+  """A closure running one sfm-jax DnCNN-B train step (the trainer's own step function), with
+  SFM as released (targeted 0.85/0.15) at `sfm_rate`."""
+  from sfm_jax.config_base import denoising_config
+  from sfm_jax.tasks.denoise import DenoiseTask
+  from sfm_jax.train.loop import _initial_state, make_train_step
+
+  config = denoising_config()
+  config.train.batch_size = batch
+  config = ml_collections.FrozenConfigDict(config)
+  _, model_def, optimizer_def, _, state, _ = _initial_state(config)
+  frozen_def, frozen_state = nnx.split({})
+  task = DenoiseTask(sfm_rate=sfm_rate)
+  step_fn = jax.jit(make_train_step(model_def, optimizer_def, frozen_def, task, 0.0, 0),
+                    donate_argnums=0)
+  patches = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, 1)),
+                        jnp.uint8)
+  holder = {"state": state, "step": 0}
+
+  def step():
+    holder["state"], metrics = step_fn(holder["state"], patches, jnp.int32(holder["step"]),
+                                       frozen_state)
+    holder["step"] += 1
+    return jax.block_until_ready(metrics["loss"])
+
+  return step
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batches", default="16,128")
+  parser.add_argument("--repeats", type=int, default=20)
+  args = parser.parse_args()
+  import torch
+
+  torch.set_num_threads(os.cpu_count())
+  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)")
+  print(f"DnCNN-B train step, 64×64 gray, Adam, BN; medians over {args.repeats} steps; "
+        "'+ SFM': the same sfm-jax step with SFM (rate 0.5, targeted) in it")
+  print(f"{'batch':>6}{'PyTorch':>12}{'sfm-jax':>12}{'ratio':>8}{'+ SFM':>12}{'SFM share':>11}")
+  for batch in (int(b) for b in args.batches.split(",")):
+    torch_time, jax_time, sfm_time = blocked_medians(
+        [torch_step_fn(batch), jax_step_fn(batch), jax_step_fn(batch, sfm_rate=0.5)],
+        args.repeats)
+    print(f"{batch:>6}{torch_time * 1e3:>9.1f} ms{jax_time * 1e3:>9.1f} ms"
+          f"{jax_time / torch_time:>8.2f}{sfm_time * 1e3:>9.1f} ms"
+          f"{(sfm_time - jax_time) / sfm_time:>10.1%}")
+
+
+if __name__ == "__main__":
+  main()
