@@ -136,8 +136,10 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
   patches, batch 32, Adam 1e-4 (β 0.9/0.99), blur σ ~ U(0.2, 4) on 21×21. SFM is off; the
   paper's SFM is `--config.task.sfm_rate=0.5`, the released code's (spec A14)
   `--config.task.sfm_rate=1.0 --config.task.sfm_mode=random`."""
-  c = sr_config(IKC_MODELS[stage], 4, channels=3)
-  if stage != "sftmd":
+  c = sr_config(IKC_MODELS[stage], 4, channels=3, nf=64)
+  if stage == "sftmd":
+    c.model.kwargs.blocks = 16
+  else:
     del c.model.kwargs["scale"]
   c.task.kind = "ikc"
   c.task.stage = stage
