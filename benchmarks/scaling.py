@@ -26,24 +26,14 @@ def child(batch: int, repeats: int) -> dict:
 
   import jax
   import jax.numpy as jnp
-  import ml_collections
-  from flax import nnx
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
+  from train_step import dncnn_train_step  # this folder is on sys.path when run as a script
 
-  from sfm_jax.config_base import denoising_config
-  from sfm_jax.tasks.denoise import DenoiseTask
-  from sfm_jax.train.loop import _initial_state, make_train_step
-
-  config = denoising_config()
-  config.train.batch_size = batch
-  _, model_def, optimizer_def, _, state, _ = _initial_state(ml_collections.FrozenConfigDict(config))
   mesh = jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  frozen_def, frozen_state = nnx.split({})
-  step_fn = jax.jit(make_train_step(model_def, optimizer_def, frozen_def, DenoiseTask(), 0.0, 0),
-                    donate_argnums=0, out_shardings=(replicated, replicated))
+  step_fn, state, frozen_state = dncnn_train_step(batch, out_shardings=(replicated, replicated))
   state = jax.device_put(state, replicated)
   patches = jax.device_put(
       jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, 64, 64, 1)), jnp.uint8),

@@ -50,21 +50,25 @@ def torch_step_fn(batch: int, size: int = 64):
   return step
 
 
-def jax_step_fn(batch: int, size: int = 64, sfm_rate: float = 0.0):
-  """A closure running one sfm-jax DnCNN-B train step (the trainer's own step function), with
-  SFM as released (targeted 0.85/0.15) at `sfm_rate`."""
+def dncnn_train_step(batch: int, sfm_rate: float = 0.0, out_shardings=None):
+  """The trainer's own jitted DnCNN-B step (SFM as released, targeted 0.85/0.15, at `sfm_rate`)
+  and its initial arguments: returns (step_fn, state, frozen_state)."""
   from sfm_jax.config_base import denoising_config
   from sfm_jax.tasks.denoise import DenoiseTask
   from sfm_jax.train.loop import _initial_state, make_train_step
 
   config = denoising_config()
   config.train.batch_size = batch
-  config = ml_collections.FrozenConfigDict(config)
-  _, model_def, optimizer_def, _, state, _ = _initial_state(config)
+  _, model_def, optimizer_def, _, state, _ = _initial_state(ml_collections.FrozenConfigDict(config))
   frozen_def, frozen_state = nnx.split({})
-  task = DenoiseTask(sfm_rate=sfm_rate)
-  step_fn = jax.jit(make_train_step(model_def, optimizer_def, frozen_def, task, 0.0, 0),
-                    donate_argnums=0)
+  step = make_train_step(model_def, optimizer_def, frozen_def, DenoiseTask(sfm_rate=sfm_rate),
+                         0.0, 0)
+  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings), state, frozen_state
+
+
+def jax_step_fn(batch: int, size: int = 64, sfm_rate: float = 0.0):
+  """A closure running one sfm-jax DnCNN-B train step (`dncnn_train_step`)."""
+  step_fn, state, frozen_state = dncnn_train_step(batch, sfm_rate)
   patches = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, 1)),
                         jnp.uint8)
   holder = {"state": state, "step": 0}

@@ -167,18 +167,27 @@ def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
   return image[:h - h % scale, :w - w % scale].astype(np.float32) / 255.0
 
 
-def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
-                blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
-                progress: bool = False) -> list[dict]:
-  """HR images -> `degrade_sr` LR -> `upscale` (None: bicubic only), scored with `sr_scores` at
-  crop = scale. Every row also carries the bicubic baseline of the same LR."""
-  rows = []
+def _sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel: bool,
+              progress: bool):
+  """Yields (hr, lr, bicubic, row) per image: the HR crop, its `degrade_sr` LR, the bicubic
+  upscaling of that LR and a report row holding the bicubic scores."""
   for name, image in tqdm(images, desc=f"blur σ={blur_sigma:g}", disable=not progress):
     hr = crop_to_scale(image, scale)
     lr = degrade_sr(hr, scale, blur_sigma, kernel_size)
     bicubic = quantize(ops.imresize(lr, scale=float(scale)))
     row = {"image": name, "scale": scale, "blur_sigma": blur_sigma}
     row["bicubic_psnr"], row["bicubic_ssim"] = sr_scores(bicubic, hr, scale, y_channel)
+    yield hr, lr, bicubic, row
+
+
+def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
+                blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
+                progress: bool = False) -> list[dict]:
+  """HR images -> `degrade_sr` LR -> `upscale` (None: bicubic only), scored with `sr_scores` at
+  crop = scale. Every row also carries the bicubic baseline of the same LR."""
+  rows = []
+  for hr, lr, bicubic, row in _sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
+                                        progress):
     sr = bicubic if upscale is None else quantize(upscale(lr))
     row["psnr"], row["ssim"] = sr_scores(sr, hr, scale, y_channel)
     rows.append(row)
@@ -241,15 +250,11 @@ def evaluate_ikc(sftmd, predictor, corrector, code_of_sigma, images, scale: int,
 
   rows = []
   true_code = code_of_sigma(blur_sigma)
-  for name, image in tqdm(images, desc=f"blur σ={blur_sigma:g}", disable=not progress):
-    hr = crop_to_scale(image, scale)
-    lr = degrade_sr(hr, scale, blur_sigma, kernel_size)
-    bicubic = quantize(ops.imresize(lr, scale=float(scale)))
+  for hr, lr, _, row in _sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
+                                  progress):
     outputs = [quantize(np.asarray(sr)[0]) for sr, _ in
                iterative_correction(sftmd, predictor, corrector, lr[None], corrections)]
     psnrs = [sr_scores(sr, hr, scale, y_channel)[0] for sr in outputs]
-    row = {"image": name, "scale": scale, "blur_sigma": blur_sigma}
-    row["bicubic_psnr"], row["bicubic_ssim"] = sr_scores(bicubic, hr, scale, y_channel)
     row["psnr"], row["ssim"] = sr_scores(outputs[-1], hr, scale, y_channel)
     row["psnr_predicted"], row["psnr_best"] = psnrs[0], max(psnrs)
     row["best_step"] = int(np.argmax(psnrs))

@@ -42,14 +42,7 @@ def make_upscaler(model: nnx.Module, *, tile: int = 0, tile_overlap: int = 16,
   dihedral outputs.
   """
   fn = _ensembled(make_apply(model), self_ensemble)
-
-  def upscale(lr):
-    x = np.asarray(lr, np.float32)[None]
-    if tile and max(x.shape[1:3]) > tile:
-      return run_tiled(fn, x, tile, tile_overlap)[0]
-    return np.asarray(fn(jnp.asarray(x)))[0]
-
-  return upscale
+  return lambda lr: _whole_or_tiled(fn, lr, tile, tile_overlap)
 
 
 def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
@@ -91,11 +84,15 @@ def restore_image(denoise, noisy: np.ndarray, noise_level: float, *, multiple: i
     padded, (h, w) = _pad_to_multiple(x, multiple)
     return denoise(padded, level)[:, :h, :w]
 
-  ensemble = _ensembled(single, self_ensemble)
-  x = np.asarray(noisy, np.float32)[None]
+  return _whole_or_tiled(_ensembled(single, self_ensemble), noisy, tile, tile_overlap)
+
+
+def _whole_or_tiled(fn, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+  """fn on one (H, W, C) image, tile by tile when it is larger than `tile` (0: never)."""
+  x = np.asarray(image, np.float32)[None]
   if tile and max(x.shape[1:3]) > tile:
-    return run_tiled(ensemble, x, tile, tile_overlap)[0]
-  return np.asarray(ensemble(jnp.asarray(x)))[0]
+    return run_tiled(fn, x, tile, overlap)[0]
+  return np.asarray(fn(jnp.asarray(x)))[0]
 
 
 def _ensembled(fn, self_ensemble: bool):

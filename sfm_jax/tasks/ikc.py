@@ -124,12 +124,13 @@ class IKCTask(SRTask):
       return batch
     return {**batch, "estimate": jax.lax.stop_gradient(output)}
 
-  def _upscaler(self, apply, sigma: float):
-    """(f(lr (1, h, w, C)) -> SR, label) for the stage being trained; `apply` runs its network."""
+  def upscaler(self, apply, blur_sigma: float):
+    """Validation SR of the stage being trained: SFTMD with the true code (sftmd), with the
+    predicted code (predictor), or after the corrections (corrector)."""
     from sfm_jax.inference import make_apply
 
     if self.stage == "sftmd":
-      code = gaussian_codes([sigma], self.kernel_size, self.code_len)
+      code = gaussian_codes([blur_sigma], self.kernel_size, self.code_len)
       return (lambda lr: apply(lr, code)), "SFTMD (true kernel)"
     sftmd = make_apply(load_frozen(self.sftmd_weights))
     if self.stage == "predictor":
@@ -138,16 +139,3 @@ class IKCTask(SRTask):
     return ((lambda lr: iterative_correction(sftmd, predictor, apply, lr,
                                              self.corrector_steps)[-1][0]),
             f"IKC ({self.corrector_steps} corrections)")
-
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
-    """Y PSNR on whole images blurred with σ at the middle of the training range: SFTMD with
-    the true code (sftmd), with the predicted code (predictor), or after the corrections."""
-    from sfm_jax.evaluate import evaluate_sr, summarize_sr
-
-    sigma = self.val_blur_sigma
-    upscale, label = self._upscaler(apply, sigma)
-    rows = evaluate_sr(lambda lr: np.asarray(upscale(jnp.asarray(lr)[None]))[0], images,
-                       self.scale, blur_sigma=sigma, kernel_size=self.kernel_size)
-    means = summarize_sr(rows)[sigma]
-    return {"psnr": means["psnr"], "ssim": means["ssim"], "baseline_psnr": means["bicubic_psnr"],
-            "labels": ("bicubic", label), "setting": f"×{self.scale}, blur σ={sigma:g}"}

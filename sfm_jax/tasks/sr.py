@@ -70,15 +70,20 @@ class SRTask(Task):
     """The blur of the validation LR: the middle of the training range (0: none)."""
     return 0.5 * (self.blur_sigma_range[0] + self.blur_sigma_range[1])
 
+  def upscaler(self, apply, blur_sigma: float):
+    """(f(lr (1, h, w, C)) -> SR, label) for validation; `apply` runs the trained network."""
+    return (lambda lr: apply(self._model_input(lr))), "SR"
+
   def validate(self, apply, images, config, multiple: int = 1) -> dict:
     """Y-channel PSNR (crop = scale) on whole images degraded as in training (blur σ at the
     middle of the range, MATLAB bicubic, uint8)."""
     from sfm_jax.evaluate import evaluate_sr, summarize_sr
 
-    rows = evaluate_sr(
-        lambda lr: np.asarray(apply(self._model_input(jnp.asarray(lr)[None])))[0], images,
-        self.scale, blur_sigma=self.val_blur_sigma, kernel_size=self.kernel_size)
-    means = summarize_sr(rows)[self.val_blur_sigma]
-    blur = f", blur σ={self.val_blur_sigma:g}" if self.val_blur_sigma else ""
+    sigma = self.val_blur_sigma
+    upscale, label = self.upscaler(apply, sigma)
+    rows = evaluate_sr(lambda lr: np.asarray(upscale(jnp.asarray(lr)[None]))[0], images,
+                       self.scale, blur_sigma=sigma, kernel_size=self.kernel_size)
+    means = summarize_sr(rows)[sigma]
+    blur = f", blur σ={sigma:g}" if sigma else ""
     return {"psnr": means["psnr"], "ssim": means["ssim"], "baseline_psnr": means["bicubic_psnr"],
-            "labels": ("bicubic", "SR"), "setting": f"×{self.scale}{blur}"}
+            "labels": ("bicubic", label), "setting": f"×{self.scale}{blur}"}
