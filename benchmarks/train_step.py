@@ -59,11 +59,12 @@ def dncnn_train_step(batch: int, sfm_rate: float = 0.0, out_shardings=None):
 
   config = denoising_config()
   config.train.batch_size = batch
-  _, model_def, optimizer_def, _, state, _ = _initial_state(ml_collections.FrozenConfigDict(config))
-  frozen_def, frozen_state = nnx.split({})
-  step = make_train_step(model_def, optimizer_def, frozen_def, DenoiseTask(sfm_rate=sfm_rate),
-                         0.0, 0)
-  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings), state, frozen_state
+  task = DenoiseTask(sfm_rate=sfm_rate)
+  _, defs, _, state, _ = _initial_state(ml_collections.FrozenConfigDict(config), task)
+  frozen_def, frozen_networks = nnx.split({})
+  step = make_train_step(defs, frozen_def, task, 0.0, 0)
+  frozen = {"networks": frozen_networks, "constants": {}}
+  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings), state, frozen
 
 
 def jax_step_fn(batch: int, size: int = 64, sfm_rate: float = 0.0):

@@ -45,6 +45,7 @@ def denoising_config() -> ml_collections.ConfigDict:
   c.optim.learning_rate = 1e-3
   c.optim.schedule = "step"  # "step" or "cosine_restarts"
   c.optim.decay_epochs = (30,)  # step: lr × decay_factor at each of these epochs
+  c.optim.decay_steps = ()  # step: ... and at each of these steps
   c.optim.decay_factor = 0.1
   c.optim.cycle_steps = 125_000  # cosine_restarts: cycle length, count and floor
   c.optim.cycles = 4
@@ -154,4 +155,21 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
   if stage != "sftmd":  # IKC's niter for the Predictor (the Corrector's count is unstated)
     c.train.steps = 5_000
     c.train.eval_every = c.train.checkpoint_every = 1_000
+  return c
+
+
+def adversarial_sr_config(model: str, scale: int, channels: int, discriminator: str,
+                          **discriminator_kwargs) -> ml_collections.ConfigDict:
+  """SR against a discriminator (`config.critics.discriminator`, trained side by side with the
+  generator; its optim fields override the generator's). The loss weights are the recipe's."""
+  c = sr_config(model, scale, channels)
+  c.task.kind = "gan_sr"
+  c.task.update({"pixel_weight": 1.0, "perceptual_weight": 0.0, "naturalness_weight": 0.0,
+                 "adversarial_weight": 1e-3, "ragan_reduction": "sum", "vgg_weights": "",
+                 "nmd_weights": ""})
+  c.critics = ml_collections.ConfigDict()
+  c.critics.discriminator = ml_collections.ConfigDict({
+      "model": {"name": discriminator, "kwargs": {"channels": channels,
+                                                   **discriminator_kwargs}},
+      "optim": {"learning_rate": c.optim.get_ref("learning_rate"), "weight_decay": 0.0}})
   return c

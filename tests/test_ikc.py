@@ -78,10 +78,11 @@ def test_corrector_step_is_sequential_adam_updates_on_refined_codes(frozen_files
   optimizer = nnx.Optimizer(corrector, tx, wrt=nnx.Param)
   optimizer_def, optimizer_state = nnx.split(optimizer)
   frozen_def, frozen_state = nnx.split(task.frozen_networks())
-  step = make_train_step(model_def, optimizer_def, frozen_def, task, 0.0, seed=5)
+  step = make_train_step({"model": (model_def, optimizer_def)}, frozen_def, task, 0.0, seed=5)
   patches = jax.random.randint(jax.random.key(2), (2, 16, 16, 3), 0, 256).astype(jnp.uint8)
   state = {"model": params, "optimizer": optimizer_state, "ema": None}
-  new_state, metrics = jax.jit(step)(state, patches, jnp.int32(4), frozen_state)
+  new_state, metrics = jax.jit(step)(state, patches, jnp.int32(4),
+                                     {"networks": frozen_state, "constants": {}})
 
   # The reference: the same batch, three optax updates on a pure parameter tree.
   sftmd, predictor = (task.frozen_networks()[k] for k in ("sftmd", "predictor"))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from sfm_jax.convert.pytorch import (
+    INFER_KWARGS,
     MAPPERS,
     convert_state_dict,
     load_torch_state_dict,
@@ -17,6 +18,8 @@ from sfm_jax.weights import load_state_into
 
 def _infer_kwargs(arch: str, converted: dict) -> dict:
   """Constructor arguments read off the weights (channels, depth) where they vary."""
+  if arch in INFER_KWARGS:
+    return INFER_KWARGS[arch](converted)
   if arch == "dncnn":
     first = converted[("body", "convs", 0, "kernel")]
     depth = 1 + max(p[2] for p in converted if p[1] == "convs")

@@ -1,4 +1,7 @@
-"""python -m sfm_jax.convert PATH.pth --arch dncnn|memnet|ridnet|rrdb|unet --out FILE"""
+"""python -m sfm_jax.convert PATH.pth --arch ARCH --out FILE
+
+ARCH: dncnn, memnet, ridnet, rrdb, unet, vgg19_features (torchvision VGG19, for ESRGAN's
+perceptual loss), vgg_discriminator (ESRGAN's Discriminator_VGG_128)."""
 
 import argparse
 import sys

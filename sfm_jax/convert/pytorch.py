@@ -12,6 +12,9 @@ keys dropped are known-dead ones: SFM's RRDBNet state_dict carries `upconv1-4`, 
 `conv_last` (12 keys, 184,641 parameters of the gray ×4 net) that its forward never uses; the
 SFM layout is recognised by its `tail.*` upsampler, and a state_dict without one is read as the
 original ESRGAN generator (upconv1/2 + HRconv + conv_last, `esrgan_upsampler=True`).
+A torchvision VGG-19 state_dict (`vgg19_features`) keeps `features.<i>` up to conv5_4 and drops
+its `classifier.*` head (the perceptual loss never uses it); a 2-D Linear `weight` (out, in) ->
+`kernel` (in, out), i.e. transposed.
 """
 
 from __future__ import annotations
@@ -95,8 +98,43 @@ def _by_rules(rules) -> Callable[[list[str]], Path | None]:
   return mapper
 
 
+# torchvision `vgg19().features` indices of its 16 convs (ReLU/max-pool indices hold no weights).
+_VGG19_CONVS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+def _vgg19_features(parts: list[str]) -> Path | None:
+  """`features.<i>.{weight,bias}` -> `convs.<k>` (k-th conv); `classifier.*` is dropped."""
+  if parts[0] == "classifier":
+    return UNUSED
+  if (parts[0] == "features" and len(parts) == 3 and parts[1].isdigit()
+      and int(parts[1]) in _VGG19_CONVS):
+    return ("convs", _VGG19_CONVS.index(int(parts[1])), parts[2])
+  return None
+
+
+# ESRGAN's Discriminator_VGG_128: sfm-jax attribute names equal the PyTorch module names.
+_VGG_DISCRIMINATOR_RULES = [
+    (r"^(conv\d_\d|bn\d_\d|linear[12])\.(\w+)$", lambda m: (m[1], m[2])),
+]
+
+
 MAPPERS = {"dncnn": _dncnn, "memnet": _memnet, "ridnet": _by_rules(_RIDNET_RULES),
-           "unet": _by_rules(_UNET_RULES), "rrdb": _by_rules(_RRDB_SFM_RULES)}
+           "unet": _by_rules(_UNET_RULES), "rrdb": _by_rules(_RRDB_SFM_RULES),
+           "vgg19_features": _vgg19_features,
+           "vgg_discriminator": _by_rules(_VGG_DISCRIMINATOR_RULES)}
+
+
+def _vgg_discriminator_kwargs(converted: dict) -> dict:
+  first = converted[("conv0_0", "kernel")]
+  return {"channels": int(first.shape[2]), "nf": int(first.shape[3])}
+
+
+# Constructor arguments read off converted weights, for the architectures added after
+# `sfm_jax.convert._infer_kwargs` (which should consult this table first).
+INFER_KWARGS: dict[str, Callable[[dict], dict]] = {
+    "vgg19_features": lambda converted: {},
+    "vgg_discriminator": _vgg_discriminator_kwargs,
+}
 
 
 def is_esrgan_layout(keys) -> bool:
@@ -107,13 +145,16 @@ def is_esrgan_layout(keys) -> bool:
 def _leaf(path: Path, tensor: np.ndarray) -> tuple[Path, np.ndarray] | None:
   """Renames the last path element and converts the array; None for dropped entries.
 
-  A 4-D `weight` is a conv kernel (OIHW -> HWIO); a 1-D `weight` is a BatchNorm scale.
+  A 4-D `weight` is a conv kernel (OIHW -> HWIO), a 2-D one a Linear kernel (transposed); a 1-D
+  `weight` is a BatchNorm scale.
   """
   *parent, name = path
   if name == "num_batches_tracked":
     return None
   if name == "weight" and tensor.ndim == 4:
     return (*parent, "kernel"), np.transpose(tensor, (2, 3, 1, 0))
+  if name == "weight" and tensor.ndim == 2:  # nn.Linear (out, in) -> nnx.Linear (in, out)
+    return (*parent, "kernel"), tensor.T
   return (*parent, BN_NAMES.get(name, name)), tensor
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 from flax import nnx
 
 from sfm_jax.models.dct_denoiser import DCTDenoiser
+from sfm_jax.models.discriminators import NMD, NatSRDiscriminator, VGG19Features, VGGDiscriminator
 from sfm_jax.models.dncnn import DnCNN, FFDNet
+from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, WaveletDiscriminator
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
+from sfm_jax.models.kernels import FreeKernel, GaussianKernel
 from sfm_jax.models.memnet import MemNet
 from sfm_jax.models.ridnet import RIDNet
 from sfm_jax.models.sr import FRSR, KMSR, RCAN, RDN, RRDBNet
@@ -33,6 +36,15 @@ MODELS = {
     "sftmd": SFTMD,
     "ikc_predictor": Predictor,
     "ikc_corrector": Corrector,
+    "vgg_discriminator": VGGDiscriminator,
+    "natsr_discriminator": NatSRDiscriminator,
+    "nmd": NMD,
+    "vgg19_features": VGG19Features,
+    "fca_generator": KernelEstimator,
+    "fca_fdc": FrequencyDensityComparator,
+    "fca_wavelet_d": WaveletDiscriminator,
+    "gaussian_kernel": GaussianKernel,
+    "free_kernel": FreeKernel,
 }
 
 
@@ -57,6 +69,8 @@ def count_params(model: nnx.Module) -> int:
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-__all__ = ["FRSR", "KMSR", "MODELS", "RCAN", "RDN", "SFTMD", "Corrector", "DCTDenoiser", "DnCNN",
-           "FFDNet", "MemNet", "Predictor", "RIDNet", "RRDBNet", "UNet", "count_params",
+__all__ = ["FRSR", "KMSR", "MODELS", "NMD", "RCAN", "RDN", "SFTMD", "Corrector", "DCTDenoiser",
+           "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
+           "KernelEstimator", "MemNet", "NatSRDiscriminator", "Predictor", "RIDNet", "RRDBNet",
+           "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator", "count_params",
            "get_model"]

@@ -22,10 +22,8 @@ from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
 from sfm_jax.inference import SIZE_MULTIPLE, jit_apply
 from sfm_jax.models import count_params, get_model
+from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task
-from sfm_jax.tasks.denoise import DenoiseTask
-from sfm_jax.tasks.ikc import IKCTask
-from sfm_jax.tasks.sr import SRTask
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.weights import load_state_into, load_weights, save_weights
 
@@ -47,73 +45,106 @@ def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
 
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
-  """The task of config.task.kind: "sr", "ikc" or a denoising kind (supervised / n2n / n2s)."""
-  task_class = {"sr": SRTask, "ikc": IKCTask}.get(config.task.kind, DenoiseTask)
+  """The task of config.task.kind (sfm_jax.tasks.TASKS, else a denoising kind)."""
+  task_class = find_task_class(config.task.kind)
   fields = {f.name for f in dataclasses.fields(task_class)}
   unknown = set(config.task.keys()) - fields
   if unknown:
     raise ValueError(f"unknown task fields {sorted(unknown)}; known: {sorted(fields)}.")
   values = config.task.to_dict()
-  for key in ("sigma_range", "blur_sigma_range"):
+  for key in ("sigma_range", "blur_sigma_range", "scales"):
     if key in values:
       values[key] = tuple(float(s) for s in values[key])
   return task_class(**values)
 
 
 def build_schedule(o: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-  """optim.schedule "step": lr × decay_factor at each of decay_epochs (the SFM scripts);
+  """optim.schedule "step": lr × decay_factor at each of decay_epochs (the SFM scripts) and of
+  decay_steps;
   "cosine_restarts": cosine from lr to min_learning_rate over every cycle_steps, restarting
-  (IKC's CosineAnnealingLR_Restart)."""
+  (IKC's CosineAnnealingLR_Restart); "linear_to_zero": constant until step decay_steps[0], then
+  linearly to 0 at step decay_steps[1] (FCA's LambdaLR)."""
   if o.schedule == "cosine_restarts":
     cycle = {"init_value": o.learning_rate, "peak_value": o.learning_rate, "warmup_steps": 0,
              "decay_steps": o.cycle_steps, "end_value": o.min_learning_rate}
     return optax.sgdr_schedule([cycle] * o.cycles)
+  if o.schedule == "linear_to_zero":
+    start, end = (int(step) for step in o.decay_steps)
+    return optax.join_schedules(
+        [optax.constant_schedule(o.learning_rate),
+         optax.linear_schedule(o.learning_rate, 0.0, end - start)], [start])
   if o.schedule != "step":
-    raise ValueError(f"optim.schedule={o.schedule!r}; use 'step' or 'cosine_restarts'.")
+    raise ValueError(f"optim.schedule={o.schedule!r}; use 'step', 'cosine_restarts' or "
+                     "'linear_to_zero'.")
   boundaries = {int(epoch * steps_per_epoch): o.decay_factor for epoch in o.decay_epochs}
+  boundaries.update({int(step): o.decay_factor for step in o.get("decay_steps", ())})
   return optax.piecewise_constant_schedule(o.learning_rate, boundaries)
 
 
-def build_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  """Adam on `build_schedule` with optional PyTorch-style L2 weight decay (added to the
-  gradient, as torch.optim.Adam does)."""
-  o = config.optim
+def build_optimizer(o: ml_collections.ConfigDict, steps_per_epoch: int):
+  """Adam on `build_schedule(o)` with optional PyTorch-style L2 weight decay (added to the
+  gradient, as torch.optim.Adam does). `o` is an optim ConfigDict (config.optim)."""
   schedule = build_schedule(o, steps_per_epoch)
   adam = optax.adam(schedule, b1=o.b1, b2=o.b2, eps=o.eps)
   tx = optax.chain(optax.add_decayed_weights(o.weight_decay), adam) if o.weight_decay else adam
   return tx, schedule
 
 
-def make_train_step(model_def, optimizer_def, frozen_def, task, ema_decay: float, seed: int):
-  """A pure step (state, uint8 patches, step, frozen weights) -> (state, metrics); noise and SFM
-  are drawn on device from fold_in(key(seed), step), so the step is a function of its inputs
-  only. The task may make several updates on one batch (`task.updates_per_batch`)."""
+def critic_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
+  """config.critics by name, each {"model": {name, kwargs}, "optim": the main optim with the
+  critic's overrides}: the networks trained side by side with the main model."""
+  critics = {}
+  for name, critic in config.get("critics", ml_collections.ConfigDict()).items():
+    optim = ml_collections.ConfigDict(config.optim.to_dict())
+    optim.update(critic.get("optim", {}))
+    critics[name] = ml_collections.ConfigDict({"model": critic.model.to_dict(), "optim": optim})
+  return critics
+
+
+def _split_networks(networks: dict, optimizers: dict) -> tuple[dict, dict]:
+  """(graph defs, states) of {name: (network, optimizer)}: the pure form the step carries."""
+  defs, states = {}, {}
+  for name, network in networks.items():
+    network_def, network_state = nnx.split(network)
+    optimizer_def, optimizer_state = nnx.split(optimizers[name])
+    defs[name] = (network_def, optimizer_def)
+    states[name] = {"model": network_state, "optimizer": optimizer_state}
+  return defs, states
+
+
+def make_train_step(defs: dict, frozen_def, task: Task, ema_decay: float, seed: int):
+  """A pure step (state, uint8 patches, step, frozen) -> (state, metrics).
+
+  `defs` maps "model" and every critic name to (network def, optimizer def); `state` holds
+  "model" / "optimizer" / "ema" of the main network, "critics" by name and the task's "task"
+  state; `frozen` is {"networks": frozen weights, "constants": task constants}. Noise and SFM are
+  drawn on device from fold_in(key(seed), step), so the step is a function of its inputs only.
+  """
   base_key = jax.random.key(seed)
 
-  def step_fn(state, patches, step, frozen_state):
-    model = nnx.merge(model_def, state["model"])
-    optimizer = nnx.merge(optimizer_def, state["optimizer"])
-    bound = task.bind(nnx.merge(frozen_def, frozen_state))
+  def step_fn(state, patches, step, frozen):
+    states = {"model": {"model": state["model"], "optimizer": state["optimizer"]},
+              **state.get("critics", {})}
+    networks = {n: nnx.merge(defs[n][0], s["model"]) for n, s in states.items()}
+    optimizers = {n: nnx.merge(defs[n][1], s["optimizer"]) for n, s in states.items()}
+    bound = task.bind(nnx.merge(frozen_def, frozen["networks"]), frozen["constants"],
+                      state.get("task"))
     batch = bound.synthesize(jax.random.fold_in(base_key, step),
                              patches.astype(jnp.float32) / 255.0, step)
-
-    def loss_of(model, batch):
-      output = bound.predict(model, batch)
-      return bound.loss(output, batch), output
-
-    losses = []
-    for _ in range(task.updates_per_batch):
-      (loss, output), grads = nnx.value_and_grad(loss_of, has_aux=True)(model, batch)
-      optimizer.update(model, grads)
-      batch = bound.next_batch(batch, output)
-      losses.append(loss)
-    loss = jnp.mean(jnp.stack(losses))
-    new = {"model": nnx.state(model), "optimizer": nnx.state(optimizer), "ema": state["ema"]}
+    metrics = bound.update(networks, optimizers, batch)
+    new = {"model": nnx.state(networks["model"]),
+           "optimizer": nnx.state(optimizers["model"]), "ema": state["ema"]}
+    if "critics" in state:
+      new["critics"] = {n: {"model": nnx.state(networks[n]),
+                            "optimizer": nnx.state(optimizers[n])} for n in state["critics"]}
+    if "task" in state:
+      new["task"], task_metrics = bound.advance(state["task"], networks, step)
+      metrics = {**metrics, **task_metrics}
     if ema_decay > 0:
-      params = nnx.state(model, nnx.Param)
+      params = nnx.state(networks["model"], nnx.Param)
       new["ema"] = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
                                 state["ema"], params)
-    return new, {"loss": loss}
+    return new, metrics
 
   return step_fn
 
@@ -127,44 +158,63 @@ def _eval_state(state: dict, ema_decay: float):
   return model_state
 
 
-def _to_pure(state: dict) -> dict:
-  return {k: (nnx.to_pure_dict(v) if v is not None else {}) for k, v in state.items()}
+def _to_pure(tree):
+  """The training state as nested dicts of arrays (what orbax saves)."""
+  if isinstance(tree, nnx.State):
+    return nnx.to_pure_dict(tree)
+  if isinstance(tree, dict):
+    return {k: _to_pure(v) for k, v in tree.items()}
+  return {} if tree is None else tree
 
 
-def _from_pure(template: dict, pure: dict) -> dict:
-  out = {}
-  for key, value in template.items():
-    if value is None:
-      out[key] = None
-      continue
-    value = jax.tree.map(lambda x: x, value)
-    nnx.replace_by_pure_dict(value, pure[key])
-    out[key] = value
-  return out
+def _from_pure(template, pure):
+  """`template` (a training state) with the values of `pure` (from `_to_pure`)."""
+  if isinstance(template, nnx.State):
+    value = jax.tree.map(lambda x: x, template)
+    nnx.replace_by_pure_dict(value, pure)
+    return value
+  if isinstance(template, dict):
+    return {k: _from_pure(v, pure[k]) for k, v in template.items()}
+  return None if template is None else pure
 
 
-def _initial_state(config: ml_collections.ConfigDict, steps_per_epoch: int = 1):
-  """(model, model_def, optimizer_def, eval_def, state, schedule) for `config`, untrained."""
+def _with_optimizer(network: nnx.Module, optim: ml_collections.ConfigDict, steps_per_epoch: int):
+  tx, schedule = build_optimizer(optim, steps_per_epoch)
+  return nnx.Optimizer(network, tx, wrt=nnx.Param), schedule
+
+
+def _initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch: int = 1):
+  """(model, defs, eval_def, state, schedule) for `config`, untrained: the main model, its
+  critics (config.critics) and the task state."""
   model = build_model(config)
   model.eval()
   eval_def, _ = nnx.split(model)
   model.train()
-  tx, schedule = build_optimizer(config, steps_per_epoch)
-  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  model_def, model_state = nnx.split(model)
-  optimizer_def, optimizer_state = nnx.split(optimizer)
+  optimizer, schedule = _with_optimizer(model, config.optim, steps_per_epoch)
+  networks, optimizers = {"model": model}, {"model": optimizer}
+  for name, critic in critic_configs(config).items():
+    networks[name] = get_model(critic.model.name, seed=config.seed + 1,
+                               **critic.model.get("kwargs", {}))
+    networks[name].train()
+    optimizers[name], _ = _with_optimizer(networks[name], critic.optim, steps_per_epoch)
+  defs, states = _split_networks(networks, optimizers)
   ema = None
   if config.train.ema_decay > 0:  # its own buffers: the step donates the whole state
     ema = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
-  state = {"model": model_state, "optimizer": optimizer_state, "ema": ema}
-  return model, model_def, optimizer_def, eval_def, state, schedule
+  state = {**states.pop("model"), "ema": ema}
+  if states:
+    state["critics"] = states
+  task_state = task.initial_state()
+  if task_state:
+    state["task"] = jax.tree.map(jnp.asarray, task_state)
+  return model, defs, eval_def, state, schedule
 
 
 def restore_model(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                   step: int | None = None) -> tuple[nnx.Module, int]:
   """The model of `config` with the weights of WORKDIR's checkpoint `step` (default latest;
   EMA weights when the run kept them). Returns (model, step)."""
-  _, model_def, _, _, state, _ = _initial_state(config)
+  _, defs, _, state, _ = _initial_state(config, build_task(config))
   checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
   try:
     step = step or checkpoints.latest_step()
@@ -174,7 +224,7 @@ def restore_model(config: ml_collections.ConfigDict, workdir: str | pathlib.Path
     state = _from_pure(state, checkpoints.restore(step, _to_pure(state)))
   finally:
     checkpoints.close()
-  return nnx.merge(model_def, _eval_state(state, config.train.ema_decay)), step
+  return nnx.merge(defs["model"][0], _eval_state(state, config.train.ema_decay)), step
 
 
 def _format_eta(seconds: float) -> str:
@@ -211,8 +261,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total_steps = (config.train.steps if config.train.steps > 0
                  else config.train.epochs * batches.steps_per_epoch)
 
-  model, model_def, optimizer_def, eval_def, state, schedule = _initial_state(
-      config, batches.steps_per_epoch)
+  model, defs, eval_def, state, schedule = _initial_state(config, task,
+                                                          batches.steps_per_epoch)
   ema_decay = config.train.ema_decay
 
   # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
@@ -228,19 +278,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
   state = jax.device_put(state, replicated)
 
-  frozen_def, frozen_state = nnx.split(task.frozen_networks())
-  frozen_state = jax.device_put(frozen_state, replicated)
-  step_fn = jax.jit(
-      make_train_step(model_def, optimizer_def, frozen_def, task, ema_decay, config.seed),
-      donate_argnums=0, out_shardings=(replicated, replicated))
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  frozen = jax.device_put({"networks": frozen_networks,
+                           "constants": task.constants(val_images, config)}, replicated)
+  step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
+                    donate_argnums=0, out_shardings=(replicated, replicated))
   eval_fn = jit_apply(eval_def)
   multiple = SIZE_MULTIPLE.get(config.model.name, 1)
 
   def validate(state, step):
     model_state = _eval_state(state, ema_decay)
-    metrics = task.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
-                            multiple)
-    writer.write_scalars(step, {"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"]})
+    bound = task.bind({}, state=state.get("task"))
+    metrics = bound.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
+                             multiple)
+    writer.write_scalars(step, {f"val_{k}": v for k, v in metrics.items()
+                                if isinstance(v, float | int) and k != "step"})
     return metrics
 
   writer = metric_writers.create_default_writer(str(workdir),
@@ -254,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   started, last_good, losses = time.time(), start_step, []
   try:
     for step in range(start_step, total_steps):
-      state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen_state)
+      state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen)
       done = step + 1
       progress(done)
       if done % config.train.log_every == 0 or done == total_steps:
@@ -265,13 +317,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               f"{config.optim.learning_rate}) and rerun: training resumes from the last good "
               f"checkpoint (step {last_good}).")
         losses.append((done, loss))
-        writer.write_scalars(done, {"loss": loss, "learning_rate": float(schedule(step))})
+        scalars = {k: float(v) for k, v in metrics.items()}
+        writer.write_scalars(done, {**scalars, "learning_rate": float(schedule(step))})
+        extra = "".join(f"  {k} {v:.4g}" for k, v in scalars.items() if k != "loss")
         rate = (done - start_step) / (time.time() - started)
-        print(f"step {done}/{total_steps}  loss {loss:.4f}  {rate:.1f} steps/s  "
+        print(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {rate:.1f} steps/s  "
               f"ETA {_format_eta((total_steps - done) / rate)}", flush=True)
       if done % config.train.eval_every == 0 and done != total_steps:
-        m = validate(state, done)
-        print(f"step {done}: validation {m['setting']} PSNR {m['psnr']:.2f} dB")
+        print(f"step {done}: validation {_headline(validate(state, done))}")
       if done % config.train.checkpoint_every == 0 or done == total_steps:
         checkpoints.save(done, _to_pure(state))
         last_good = done
@@ -281,10 +334,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   final = validate(state, total_steps)
   writer.flush()
-  trained = nnx.merge(model_def, _eval_state(state, ema_decay))
+  _save_networks(workdir, config, defs, state, ema_decay)
+  print(_summary(final, len(val_images)))
+  return {"step": total_steps, "losses": losses, **final}
+
+
+def _save_networks(workdir: pathlib.Path, config: ml_collections.ConfigDict, defs: dict,
+                   state: dict, ema_decay: float) -> None:
+  """WORKDIR/weights.msgpack (the main model, EMA weights if kept) and WORKDIR/<critic>.msgpack."""
+  trained = nnx.merge(defs["model"][0], _eval_state(state, ema_decay))
   save_weights(workdir / "weights.msgpack", trained, config.model.name,
                config.model.kwargs.to_dict())
-  before, after = final["labels"]
-  print(f"Validation on {len(val_images)} held-out images at {final['setting']}: "
-        f"{before} {final['baseline_psnr']:.2f} dB -> {after} {final['psnr']:.2f} dB")
-  return {"step": total_steps, "losses": losses, **final}
+  for name, critic in critic_configs(config).items():
+    network = nnx.merge(defs[name][0], state["critics"][name]["model"])
+    save_weights(workdir / f"{name}.msgpack", network, critic.model.name,
+                 critic.model.get("kwargs", {}).to_dict())
+
+
+def _headline(metrics: dict) -> str:
+  """A validation result in a few words (the task's "headline", else its PSNR)."""
+  return metrics.get("headline") or f"{metrics['setting']} PSNR {metrics['psnr']:.2f} dB"
+
+
+def _summary(metrics: dict, num_images: int) -> str:
+  """The final validation line: the task's "summary", else baseline -> result PSNR."""
+  if "summary" in metrics:
+    return f"Validation on {num_images} held-out images: {metrics['summary']}"
+  before, after = metrics["labels"]
+  return (f"Validation on {num_images} held-out images at {metrics['setting']}: {before} "
+          f"{metrics['baseline_psnr']:.2f} dB -> {after} {metrics['psnr']:.2f} dB")
