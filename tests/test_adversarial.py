@@ -2,6 +2,7 @@
 train both (all) networks, checkpoint every network and optimiser, and resume exactly; the NMD
 learns to tell clean from inject_dct patches; RaGAN matches its formula."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -146,9 +147,10 @@ def test_ragan_losses_match_the_formula():
                              -np.mean(np.log(1 / (1 + np.exp(-r)) + 1e-10)), rtol=1e-5)
 
 
-def test_short_nmd_training_separates_clean_from_inject_dct(photo_folder, tmp_path):
-  """A small NMD (nf=8), 32×32 patches, a few hundred CPU steps: held-out accuracy of clean vs
-  inject_dct σ = 0.1 patches ≥ 90% (the issue's bar); the curriculum keeps its state."""
+def test_short_nmd_training_separates_clean_from_inject_dct(tmp_path):
+  """A small NMD (nf=8), 32×32 patches, 600 CPU steps at the paper's Adam 1e-4: held-out
+  accuracy of clean vs inject_dct σ = 0.1 patches ≥ 90% (the issue's bar). The curriculum is
+  checked every 100 steps, so its 10-wide window cannot lower σ within the run."""
   from skimage import data
 
   train_folder, val_folder = tmp_path / "train", tmp_path / "val"
@@ -160,11 +162,77 @@ def test_short_nmd_training_separates_clean_from_inject_dct(photo_folder, tmp_pa
   config.data.source, config.data.val_source = str(train_folder), str(val_folder)
   config.data.patch_size, config.data.stride = 32, 24
   config.model.kwargs.nf = 8
-  config.optim.learning_rate = 1e-3
-  config.task.curriculum_every, config.task.curriculum_patches = 50, 32
-  config.train.batch_size, config.train.steps = 16, 1000
+  config.task.curriculum_patches = 32
+  config.train.batch_size, config.train.steps = 16, 600
   config.train.log_every, config.train.eval_every = 100, 10_000
-  config.train.checkpoint_every = 1000
+  config.train.checkpoint_every = 600
   result = train_and_evaluate(config, str(tmp_path / "nmd"))
   assert result["accuracy_noisy"] >= 90.0, result["summary"]
-  assert 0 < result["sigma"] <= 0.1 and 0.5 <= result["alpha"] <= 0.9
+  assert result["sigma"] == pytest.approx(0.1) and result["alpha"] == pytest.approx(0.5)
+
+
+class NoiseOracle(nnx.Module):
+  """Logit +10 for patches without energy in the last DCT row/column of their 8×8 blocks (flat
+  patches), −10 otherwise: a perfect noisy-vs-clean classifier on flat patches."""
+
+  def __init__(self, *, rngs=None):
+    self.unused = nnx.Param(jnp.zeros(()))
+
+  def __call__(self, x):
+    from sfm_jax import ops
+
+    coeffs = ops.block_dct2(x)
+    edge = jnp.abs(coeffs[:, 7::8]).mean(axis=(1, 2, 3)) + jnp.abs(coeffs[:, :, 7::8]).mean(
+        axis=(1, 2, 3))
+    return jnp.where(edge > 1e-4, -10.0, 10.0) + 0 * self.unused[...]
+
+
+@pytest.mark.parametrize("alpha_rule", ["at_least", "equal"])
+def test_nmd_curriculum_lowers_sigma_once_the_window_is_full(alpha_rule):
+  """Every `curriculum_every` steps one held-out evaluation enters a window of 10 (initially
+  zeros): σ ×0.8 once the window's mean reaches 95%, again at each later evaluation (the window is
+  not reset); the blurry class of flat patches is indistinguishable (50%), so α stays."""
+  from sfm_jax.tasks.nmd import NMDTask
+
+  task = NMDTask(curriculum_every=3, alpha_rule=alpha_rule)
+  patches = jnp.full((8, 16, 16, 3), 0.5)
+  state = jax.tree.map(jnp.asarray, task.initial_state())
+  bound = task.bind({}, {"patches": patches}, state)
+  networks = {"model": NoiseOracle()}
+  sigmas = []
+  for step in range(36):
+    state, metrics = bound.advance(state, networks, jnp.int32(step))
+    sigmas.append(float(metrics["sigma"]))
+  evaluations = [s for step, s in enumerate(sigmas) if (step + 1) % 3 == 0]
+  np.testing.assert_allclose(evaluations, [0.1] * 9 + [0.08, 0.064, 0.0512], rtol=1e-6)
+  assert float(state["alpha"]) == 0.5
+  np.testing.assert_allclose(state["blurry_window"], 50.0)
+
+
+def test_eval_writes_fca_pairs_and_the_frequency_density_plot(large_folder, tmp_path):
+  """eval.py --task fca: LR = G(HR) as uint8 for every image, a PNG plot, finite gaps."""
+  import json
+  import subprocess
+  import sys
+
+  from test_train import ROOT
+
+  weights = tmp_path / "g.msgpack"
+  generator = get_model("fca_generator", seed=1, channels=3, nf=8)
+  save_weights(weights, generator, "fca_generator", {"channels": 3, "nf": 8})
+  out = tmp_path / "pairs"
+  done = subprocess.run([sys.executable, "eval.py", "--task", "fca", "--weights", str(weights),
+                         "--dataset", str(large_folder), "--output", str(out)],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "2 adapted LR/HR pairs" in done.stdout
+  generator.eval()
+  for name in ("astronaut", "camera"):
+    hr = np.asarray(Image.open(out / "HR" / f"{name}.png"), np.float32) / 255
+    lr = np.asarray(Image.open(out / "LR" / f"{name}.png"), np.float32)
+    assert hr.shape == (512, 512, 3) and lr.shape == (128, 128, 3)
+    expected = np.round(np.clip(np.asarray(generator(jnp.asarray(hr)[None]))[0], 0, 1) * 255)
+    assert np.mean(np.abs(lr - expected)) < 0.05
+  assert Image.open(out / "frequency_density.png").size[0] > 100
+  summary = json.loads((out / "summary.json").read_text())
+  assert np.isfinite(summary["fd_gap_adapted"]) and summary["fd_gap_bicubic"] > 0

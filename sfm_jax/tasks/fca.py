@@ -106,19 +106,25 @@ class FCATask(Task):
       optimizers[name].update(networks[name], grad)
     return {"loss": loss, **terms}
 
-  def density_gaps(self, adapt, images: list) -> dict:
-    """Mean |log FD(·) − log FD(domain)| of G(x) and of bicubic x↓factor, over the largest
-    centred crops of `images` whose sides are multiples of 4·factor."""
+  def density_curves(self, adapt, images: list) -> dict[str, np.ndarray]:
+    """Mean frequency-density curves ("notebook" definition, gray 0–255) of G(x) ("adapted"),
+    of bicubic x↓factor ("bicubic") and of the images' own Q×Q grid patches ("domain"), over
+    the largest centred crops of `images` ((name, uint8 HWC) pairs) with sides multiples of
+    4·factor; Q = the shorter LR side."""
     curves = {"adapted": [], "bicubic": [], "domain": []}
     for _, image in images:
       x = jnp.asarray(center_crop(image, 4 * self.factor), jnp.float32)[None] / 255.0
       size = min(x.shape[1:3]) // self.factor
-      curves["adapted"].append(ops.frequency_density(luma_255(center_crop_to(adapt(x), size))))
-      curves["bicubic"].append(ops.frequency_density(luma_255(center_crop_to(
-          ops.imresize(x, scale=1.0 / self.factor), size))))
+      lr = {"adapted": adapt(x), "bicubic": ops.imresize(x, scale=1.0 / self.factor)}
+      for name, image_lr in lr.items():
+        curves[name].append(ops.frequency_density(luma_255(center_crop_to(image_lr, size))))
       curves["domain"].append(ops.frequency_density(luma_255(grid_patches(x[0], size))))
-    means = {k: np.log(np.mean([np.asarray(c) for c in v], axis=0)) for k, v in curves.items()}
-    return {k: float(np.mean(np.abs(means[k] - means["domain"]))) for k in ("adapted", "bicubic")}
+    return {k: np.mean([np.asarray(c) for c in v], axis=0) for k, v in curves.items()}
+
+  def density_gaps(self, adapt, images: list) -> dict[str, float]:
+    """Mean |log FD(·) − log FD(domain)| of G(x) ("adapted") and bicubic x↓factor."""
+    logs = {k: np.log(v) for k, v in self.density_curves(adapt, images).items()}
+    return {k: float(np.mean(np.abs(logs[k] - logs["domain"]))) for k in ("adapted", "bicubic")}
 
   def validate(self, apply, images, config, multiple: int = 1) -> dict:
     gaps = self.density_gaps(apply, images)
@@ -150,3 +156,46 @@ def grid_patches(image: jax.Array, size: int) -> jax.Array:
   rows, cols = h // size, w // size
   tiles = image[:rows * size, :cols * size].reshape(rows, size, cols, size, c)
   return tiles.transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, c)
+
+
+def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
+  """For every (name, uint8 HWC) image: OUT/HR/name.png (the centred crop with sides multiples
+  of 4·factor) and OUT/LR/name.png (G of it, uint8): SR training pairs in the image's domain.
+  Returns the number of pairs."""
+  import pathlib
+
+  from PIL import Image
+
+  out = pathlib.Path(out)
+  for folder in ("HR", "LR"):
+    (out / folder).mkdir(parents=True, exist_ok=True)
+  for name, image in images:
+    hr = center_crop(image, 4 * factor)
+    lr = np.asarray(adapt(jnp.asarray(hr, jnp.float32)[None] / 255.0))[0]
+    stem = pathlib.Path(name).stem
+    for folder, array in (("HR", hr), ("LR", np.round(np.clip(lr, 0, 1) * 255))):
+      array = array.astype(np.uint8)
+      Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(
+          out / folder / f"{stem}.png")
+  return len(images)
+
+
+def plot_frequency_density(curves: dict[str, np.ndarray], path) -> None:
+  """A PNG of the frequency-density curves (`FCATask.density_curves`), log scale."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+  labels = {"domain": "real (the domain's own patches)", "bicubic": "bicubic LR",
+            "adapted": "FCA adapted LR"}
+  for name, label in labels.items():
+    axis.semilogy(curves[name], label=label)
+  axis.set_xlabel("frequency (high - low - high)")
+  axis.set_ylabel("mean |F| on the Nyquist column")
+  axis.set_title("Frequency density")
+  axis.legend()
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
