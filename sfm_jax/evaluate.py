@@ -78,7 +78,7 @@ def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Pro
                    "ssim": ssim(restored, clean), "noisy_psnr": psnr(noisy, clean),
                    "dct_low_mse": float(low), "dct_high_mse": float(high)})
       if save_dir is not None:
-        _save_png(save_dir / f"{pathlib.Path(name).stem}_sigma{sigma:g}.png", restored)
+        save_png(save_dir / f"{pathlib.Path(name).stem}_sigma{sigma:g}.png", restored)
   return rows
 
 
@@ -113,7 +113,8 @@ def write_reports(out_dir: pathlib.Path, rows: list[dict], summary: dict, protoc
   (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
 
 
-def _save_png(path: pathlib.Path, image: np.ndarray):
+def save_png(path: pathlib.Path, image: np.ndarray):
+  """Writes an (H, W, C) image in [0, 1] as an 8-bit PNG (creating the folder)."""
   from PIL import Image
 
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,12 +169,14 @@ def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel: bool,
-              progress: bool):
-  """Yields (hr, lr, bicubic, row) per image: the HR crop, its `degrade_sr` LR, the bicubic
-  upscaling of that LR and a report row holding the bicubic scores."""
+              progress: bool, degrade=None):
+  """Yields (hr, lr, bicubic, row) per image: the HR crop, its LR (`degrade_sr`, or
+  `degrade(hr)` when given), the bicubic upscaling of that LR and a report row holding the
+  bicubic scores."""
   for name, image in tqdm(images, desc=f"blur σ={blur_sigma:g}", disable=not progress):
     hr = crop_to_scale(image, scale)
-    lr = degrade_sr(hr, scale, blur_sigma, kernel_size)
+    lr = (degrade(hr) if degrade is not None
+          else degrade_sr(hr, scale, blur_sigma, kernel_size))
     bicubic = quantize(ops.imresize(lr, scale=float(scale)))
     row = {"image": name, "scale": scale, "blur_sigma": blur_sigma}
     row["bicubic_psnr"], row["bicubic_ssim"] = sr_scores(bicubic, hr, scale, y_channel)
@@ -182,12 +185,13 @@ def _sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel
 
 def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
                 blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
-                progress: bool = False) -> list[dict]:
+                progress: bool = False, degrade=None) -> list[dict]:
   """HR images -> `degrade_sr` LR -> `upscale` (None: bicubic only), scored with `sr_scores` at
-  crop = scale. Every row also carries the bicubic baseline of the same LR."""
+  crop = scale. Every row also carries the bicubic baseline of the same LR. `degrade(hr (H, W,
+  C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given blur kernel)."""
   rows = []
   for hr, lr, bicubic, row in _sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
-                                        progress):
+                                        progress, degrade):
     sr = bicubic if upscale is None else quantize(upscale(lr))
     row["psnr"], row["ssim"] = sr_scores(sr, hr, scale, y_channel)
     rows.append(row)

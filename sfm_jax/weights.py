@@ -7,6 +7,7 @@ writes the same format from PyTorch checkpoints, and `eval.py --weights FILE` re
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import jax
@@ -72,3 +73,12 @@ def _flatten(tree, prefix=()):
       yield from _flatten(value, (*prefix, str(key)))
   else:
     yield "/".join(prefix), tree
+
+
+@functools.cache
+def load_frozen(path: str) -> nnx.Module:
+  """A weights file's model in eval mode, for a task's frozen networks (cached: one copy per
+  file per process)."""
+  model, _, _ = load_weights(path)
+  model.eval()
+  return model

@@ -27,10 +27,9 @@ from sfm_jax import ops
 from sfm_jax.config_base import sr_config
 from sfm_jax.data.images import to_channels
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
-from sfm_jax.tasks.ikc import load_frozen
 from sfm_jax.tasks.kernel import degrade, estimate_kernel
 from sfm_jax.train.loop import build_model, build_task, train_and_evaluate
-from sfm_jax.weights import load_weights
+from sfm_jax.weights import load_frozen, load_weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIGMA0 = 1.6  # the blur the SR network is trained for

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import batch_norm, conv, lrelu, torch_default
+from sfm_jax.models.layers import batch_norm, conv, lrelu, torch_default, torch_flatten
 
 # TF `variance_scaling_initializer()`: factor 2, fan_in, truncated normal (σ ≈ √(1.3·2/fan_in)).
 tf_he = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -69,8 +69,7 @@ class VGGDiscriminator(nnx.Module):
       names = ("0", "1") if k > 0 else ("1",)
       for j in names:
         x = lrelu(getattr(self, f"bn{k}_{j}")(getattr(self, f"conv{k}_{j}")(x)))
-    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # PyTorch's NCHW flatten
-    return self.linear2(lrelu(self.linear1(x)))[:, 0]
+    return self.linear2(lrelu(self.linear1(torch_flatten(x))))[:, 0]
 
 
 # --- NatSR spectral-normalised discriminator ----------------------------------------------------

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from sfm_jax.models.layers import batch_norm, conv, torch_default
+from sfm_jax.models.layers import batch_norm, conv, torch_default, torch_flatten
 from sfm_jax.ops import blur, haar_dwt, imresize
 from sfm_jax.ops._checks import check_batch, check_multiple_of
 
@@ -41,11 +41,6 @@ def conv_tf_same(in_features: int, out_features: int, kernel: int, stride: int, 
   """The student's `Conv2dSame` (TF SAME: pad max((⌈i/s⌉−1)s + k − i, 0), extra at the end)."""
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride), padding="SAME",
                   kernel_init=torch_default, rngs=rngs)
-
-
-def _nchw_flatten(x: jax.Array) -> jax.Array:
-  """(B, H, W, C) -> (B, C·H·W) in PyTorch's `x.view(B, -1)` order for NCHW tensors."""
-  return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -270,7 +265,7 @@ class WaveletDiscriminator(nnx.Module):
     f = wavelet_high_bands(x)
     for layer, bn in zip(self.convs, self.bns, strict=True):
       f = nnx.leaky_relu(bn(layer(f)), 0.02)
-    return self.fc(_nchw_flatten(f))[:, 0]
+    return self.fc(torch_flatten(f))[:, 0]
 
   def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
     return self.score(x) - self.score(y)

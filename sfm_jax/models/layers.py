@@ -41,6 +41,12 @@ def sfm_bn_scale_init(key, shape, dtype=jnp.float32):
   return jnp.clip(jax.random.normal(key, shape, dtype) * (2.0 / 9.0 / 64.0) ** 0.5, -0.025, 0.025)
 
 
+def torch_flatten(x: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, C·H·W) in PyTorch's `x.view(B, -1)` order for NCHW tensors, so
+  converted Linear weights after a conv stack apply unchanged."""
+  return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
+
+
 def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
   """(B, H, W, C) -> (B, H/r, W/r, C·r²), channel c·r² + i·r + j = pixel (r·h + i, r·w + j).
 

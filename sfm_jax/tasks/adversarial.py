@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from sfm_jax.tasks.ikc import load_frozen
 from sfm_jax.tasks.sr import SRTask
+from sfm_jax.weights import load_frozen
 
 
 def ragan_losses(real_logits: jax.Array, fake_logits: jax.Array, reduction: str = "sum"):

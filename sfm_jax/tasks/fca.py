@@ -24,8 +24,11 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.data.patches import grid_patches
+from sfm_jax.evaluate import crop_to_scale, save_png
 from sfm_jax.models.fca import fdc_loss, wavelet_loss
 from sfm_jax.tasks.base import Task
 
@@ -93,8 +96,6 @@ class FCATask(Task):
 
   def update(self, networks, optimizers, batch):
     """One gradient of the joint loss; G, the FDC and the WD each take an Adam step."""
-    from flax import nnx
-
     def joint_loss(generator, fdc, wd):
       terms = self.losses(self.predict(generator, batch), batch, fdc, wd)
       return self.fdc_weight * terms["fdc"] + self.wd_weight * terms["wd"], terms
@@ -109,22 +110,31 @@ class FCATask(Task):
   def density_curves(self, adapt, images: list) -> dict[str, np.ndarray]:
     """Mean frequency-density curves ("notebook" definition, gray 0–255) of G(x) ("adapted"),
     of bicubic x↓factor ("bicubic") and of the images' own Q×Q grid patches ("domain"), over
-    the largest centred crops of `images` ((name, uint8 HWC) pairs) with sides multiples of
-    4·factor; Q = the shorter LR side."""
+    `images` ((name, uint8 HWC) pairs) cropped to multiples of 4·factor; Q = the shorter LR
+    side."""
     curves = {"adapted": [], "bicubic": [], "domain": []}
     for _, image in images:
-      x = jnp.asarray(center_crop(image, 4 * self.factor), jnp.float32)[None] / 255.0
-      size = min(x.shape[1:3]) // self.factor
+      source = self.source_crop(image)
+      x, size = jnp.asarray(source)[None], min(source.shape[:2]) // self.factor
       lr = {"adapted": adapt(x), "bicubic": ops.imresize(x, scale=1.0 / self.factor)}
       for name, image_lr in lr.items():
         curves[name].append(ops.frequency_density(luma_255(center_crop_to(image_lr, size))))
-      curves["domain"].append(ops.frequency_density(luma_255(grid_patches(x[0], size))))
+      domain = jnp.asarray(grid_patches(source, size, size))
+      curves["domain"].append(ops.frequency_density(luma_255(domain)))
     return {k: np.mean([np.asarray(c) for c in v], axis=0) for k, v in curves.items()}
 
   def density_gaps(self, adapt, images: list) -> dict[str, float]:
     """Mean |log FD(·) − log FD(domain)| of G(x) ("adapted") and bicubic x↓factor."""
     logs = {k: np.log(v) for k, v in self.density_curves(adapt, images).items()}
     return {k: float(np.mean(np.abs(logs[k] - logs["domain"]))) for k in ("adapted", "bicubic")}
+
+  def source_crop(self, image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, C) -> float [0, 1] cropped to multiples of 4·factor (G's size multiple)."""
+    multiple = 4 * self.factor
+    if min(image.shape[:2]) < multiple:
+      raise ValueError(f"an image of {image.shape[0]}×{image.shape[1]} is smaller than "
+                       f"{multiple}×{multiple}; FCA needs larger images.")
+    return crop_to_scale(image, multiple)
 
   def validate(self, apply, images, config, multiple: int = 1) -> dict:
     gaps = self.density_gaps(apply, images)
@@ -134,49 +144,24 @@ class FCATask(Task):
             "headline": result, "summary": result}
 
 
-def center_crop(image: np.ndarray, multiple: int) -> np.ndarray:
-  """The largest centred crop of an (H, W, C) image with sides a multiple of `multiple`."""
-  h, w = (s // multiple * multiple for s in image.shape[:2])
-  if not h or not w:
-    raise ValueError(f"an image of {image.shape[0]}×{image.shape[1]} is smaller than "
-                     f"{multiple}×{multiple}; FCA needs larger images.")
-  top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-  return image[top:top + h, left:left + w]
-
-
 def center_crop_to(images: jax.Array, size: int) -> jax.Array:
   """The centred size×size crop of (B, H, W, C) images (square spectra for the FD curve)."""
   top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
   return images[:, top:top + size, left:left + size]
 
 
-def grid_patches(image: jax.Array, size: int) -> jax.Array:
-  """Non-overlapping size×size patches of an (H, W, C) image -> (N, size, size, C)."""
-  h, w, c = image.shape
-  rows, cols = h // size, w // size
-  tiles = image[:rows * size, :cols * size].reshape(rows, size, cols, size, c)
-  return tiles.transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, c)
-
-
 def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
-  """For every (name, uint8 HWC) image: OUT/HR/name.png (the centred crop with sides multiples
-  of 4·factor) and OUT/LR/name.png (G of it, uint8): SR training pairs in the image's domain.
+  """For every (name, uint8 HWC) image: OUT/HR/name.png (the image cropped to multiples of
+  4·factor) and OUT/LR/name.png (G of it, 8 bits): SR training pairs in the image's domain.
   Returns the number of pairs."""
   import pathlib
 
-  from PIL import Image
-
-  out = pathlib.Path(out)
-  for folder in ("HR", "LR"):
-    (out / folder).mkdir(parents=True, exist_ok=True)
+  task = FCATask(factor=factor)
   for name, image in images:
-    hr = center_crop(image, 4 * factor)
-    lr = np.asarray(adapt(jnp.asarray(hr, jnp.float32)[None] / 255.0))[0]
+    hr = task.source_crop(image)
     stem = pathlib.Path(name).stem
-    for folder, array in (("HR", hr), ("LR", np.round(np.clip(lr, 0, 1) * 255))):
-      array = array.astype(np.uint8)
-      Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(
-          out / folder / f"{stem}.png")
+    save_png(pathlib.Path(out) / "HR" / f"{stem}.png", hr)
+    save_png(pathlib.Path(out) / "LR" / f"{stem}.png", np.asarray(adapt(jnp.asarray(hr)[None]))[0])
   return len(images)
 
 

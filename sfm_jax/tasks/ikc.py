@@ -16,7 +16,6 @@ the paper unless configured as the release (rate 1.0, mode "random", spec A14).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -25,18 +24,9 @@ from flax import nnx
 
 from sfm_jax import ops
 from sfm_jax.tasks.sr import SRTask
+from sfm_jax.weights import load_frozen
 
 STAGES = ("sftmd", "predictor", "corrector")
-
-
-@functools.cache
-def load_frozen(path: str) -> nnx.Module:
-  """A weights file's model in eval mode (cached: one copy per file per process)."""
-  from sfm_jax.weights import load_weights
-
-  model, _, _ = load_weights(path)
-  model.eval()
-  return model
 
 
 def gaussian_codes(sigmas, kernel_size: int = 21, code_len: int = 10) -> jax.Array:

@@ -32,7 +32,7 @@ from flax import nnx
 from sfm_jax import ops
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
 from sfm_jax.tasks.base import Task
-from sfm_jax.tasks.ikc import load_frozen
+from sfm_jax.weights import load_frozen
 
 DOWNSAMPLERS = ("bicubic", "decimate")
 
@@ -138,17 +138,16 @@ class KernelEstimationTask(Task):
             "sigma": sigma, "kernel": kernel}
 
   def _scores(self, sr, kernel: np.ndarray, images) -> tuple[float, float]:
-    """Mean (PSNR, SSIM) of quantised sr(uint8 degrade(HR, kernel)) against HR."""
-    from sfm_jax.evaluate import crop_to_scale, quantize, sr_scores
+    """Mean (PSNR, SSIM) of `evaluate_sr` with the LR made by `degrade` with `kernel`."""
+    from sfm_jax.evaluate import evaluate_sr, quantize
 
-    scores = []
-    for _, image in images:
-      hr = crop_to_scale(image, self.scale)
-      lr = quantize(_degrade_jit(jnp.asarray(hr)[None], jnp.asarray(kernel), self.scale,
-                                 self.downsample))
-      output = quantize(sr(jnp.asarray(lr, jnp.float32))[0])
-      scores.append(sr_scores(output, hr, self.scale))
-    return tuple(float(np.mean(column)) for column in zip(*scores, strict=True))
+    def degrade_with_kernel(hr):
+      lr = _degrade_jit(jnp.asarray(hr)[None], jnp.asarray(kernel), self.scale, self.downsample)
+      return quantize(lr[0]).astype(np.float32)
+
+    rows = evaluate_sr(lambda lr: sr(jnp.asarray(lr)[None])[0], images, self.scale,
+                       degrade=degrade_with_kernel)
+    return tuple(float(np.mean([row[k] for row in rows])) for k in ("psnr", "ssim"))
 
 
 KERNELS = {"gaussian": GaussianKernel, "free": FreeKernel}

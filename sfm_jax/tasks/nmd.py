@@ -25,6 +25,7 @@ import optax
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.data.patches import grid_patches
 from sfm_jax.tasks.base import Task
 
 
@@ -41,9 +42,8 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def held_out_patches(images: list[tuple[str, np.ndarray]], size: int, count: int) -> np.ndarray:
   """`count` (size, size, C) float patches in [0, 1] from a grid over `images` ((name, uint8
   HWC) pairs), cycling through the grid when it has fewer cells."""
-  cells = [image[i:i + size, j:j + size] for _, image in images
-           for i in range(0, image.shape[0] - size + 1, size)
-           for j in range(0, image.shape[1] - size + 1, size)]
+  cells = [cell for _, image in images if min(image.shape[:2]) >= size
+           for cell in grid_patches(image, size, size)]
   if not cells:
     raise ValueError(f"no validation image is {size}×{size} or larger; lower data.patch_size "
                      "or use larger validation images.")
