@@ -8,6 +8,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from sfm_jax import xla_cpu
 from sfm_jax.cli import config_value, parse_flags, report_user_errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. "
@@ -38,4 +39,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  xla_cpu.enable()  # YNNPACK convolutions on CPU; before JAX starts (SFM_JAX_YNNPACK=0: off)
   sys.exit(app.run(main, flags_parser=parse_flags))

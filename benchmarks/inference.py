@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from sfm_jax import xla_cpu
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCALE = {"dncnn": 1, "memnet": 1, "rrdb": 4}
 
@@ -93,6 +95,7 @@ def main():
   parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "MODEL", "SIZE"),
                       help=argparse.SUPPRESS)
   args = parser.parse_args()
+  ynnpack = xla_cpu.enable()  # before JAX starts; SFM_JAX_YNNPACK=0 for XLA's own kernels
   if args.child:
     framework, model, size = args.child
     width, height = (int(v) for v in size.split("x"))
@@ -102,7 +105,8 @@ def main():
   import torch
 
   print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__}; torch {torch.__version__}; median of {args.repeats} calls")
+        f"jax {jax.__version__} (XLA:CPU YNNPACK {'on' if ynnpack else 'off'}); "
+        f"torch {torch.__version__}; median of {args.repeats} calls")
   print(f"{'network':<8}{'output':>11}{'PyTorch':>11}{'sfm-jax':>11}{'ratio':>7}"
         f"{'PyTorch peak':>14}{'sfm-jax peak':>14}{'ratio':>7}")
   for model in args.models.split(","):

@@ -20,6 +20,8 @@ import sys
 
 import numpy as np
 
+from sfm_jax import xla_cpu
+
 
 def child(batch: int, repeats: int) -> dict:
   import time
@@ -55,6 +57,7 @@ def main():
   parser.add_argument("--real", action="store_true", help="use the visible accelerators")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  xla_cpu.enable()  # before JAX starts; SFM_JAX_YNNPACK=0 for XLA's own kernels
   if args.child:
     print(json.dumps(child(args.batch, args.repeats)))
     return

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.fftpack import dct, idct
 
-from sfm_jax import ops
+from sfm_jax import ops, xla_cpu
 
 SHAPES = [(128, 64, 64, 1), (16, 128, 128, 3)]
 
@@ -101,6 +101,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=100)
   args = parser.parse_args()
+  xla_cpu.enable()  # before JAX starts; SFM_JAX_YNNPACK=0 for XLA's own kernels
   print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__} on "
         f"{jax.devices()[0].device_kind} ({jax.device_count()} device(s))")
   print("SFM rate 0.5, targeted 0.85/0.15, image + noise; medians over "

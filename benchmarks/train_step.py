@@ -25,6 +25,8 @@ import numpy as np
 from flax import nnx
 from sfm_ops import blocked_medians  # this folder is on sys.path when run as a script
 
+from sfm_jax import xla_cpu
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 
@@ -88,11 +90,13 @@ def main():
   parser.add_argument("--batches", default="16,128")
   parser.add_argument("--repeats", type=int, default=20)
   args = parser.parse_args()
+  ynnpack = xla_cpu.enable()  # before JAX starts; SFM_JAX_YNNPACK=0 for XLA's own kernels
   import torch
 
   torch.set_num_threads(os.cpu_count())
   print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind} (XLA:CPU YNNPACK "
+        f"{'on' if ynnpack else 'off'}); torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)")
   print(f"DnCNN-B train step, 64×64 gray, Adam, BN; medians over {args.repeats} steps; "
         "'+ SFM': the same sfm-jax step with SFM (rate 0.5, targeted) in it")

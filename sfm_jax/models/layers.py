@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from sfm_jax.ops.conv import conv_general_dilated
+
 # PyTorch kaiming_normal_(a=0, mode='fan_in'): an untruncated N(0, 2/fan_in) (SFM's init).
 kaiming_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
 # PyTorch's default Conv2d init, kaiming_uniform_(a=√5): U(±1/√fan_in).
@@ -24,16 +26,46 @@ def lrelu(x: jax.Array) -> jax.Array:
 def conv(in_features: int, out_features: int, kernel: int = 3, *, rngs: nnx.Rngs,
          stride: int = 1, dilation: int = 1, padding: int | None = None, use_bias: bool = True,
          kernel_init=torch_default) -> nnx.Conv:
-  """A 2-D conv with PyTorch semantics: padding defaults to dilation·(kernel − 1)/2."""
+  """A 2-D conv with PyTorch semantics: padding defaults to dilation·(kernel − 1)/2.
+
+  Stride-1 "same" convs take their weight gradient through `ops.conv` (faster on CPU)."""
   pad = dilation * (kernel - 1) // 2 if padding is None else padding
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
                   padding=((pad, pad), (pad, pad)), kernel_dilation=(dilation, dilation),
-                  use_bias=use_bias, kernel_init=kernel_init, rngs=rngs)
+                  use_bias=use_bias, kernel_init=kernel_init, rngs=rngs,
+                  conv_general_dilated=conv_general_dilated)
 
 
-def batch_norm(features: int, *, rngs: nnx.Rngs, scale_init=nnx.initializers.ones) -> nnx.BatchNorm:
+class BatchNorm(nnx.BatchNorm):
+  """`nnx.BatchNorm` whose training-mode output is one multiply-add per element.
+
+  Training mode normalises with the batch statistics as x·a + b, where
+  a = scale / √(var + ε) and b = bias − mean·a are per-channel. Flax computes (x − mean)·a + bias
+  instead, and the extra full-size pass costs about 6% of a DnCNN-B train step on CPU.
+  The result is the same up to float rounding (~1e-7). The running statistics are updated as
+  Flax does, and evaluation mode is Flax's own. Variables and checkpoints are Flax's.
+  """
+
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None, *,
+               mask=None) -> jax.Array:
+    running = self.use_running_average if use_running_average is None else use_running_average
+    plain = self.scale is None or self.bias is None or self.axis_name is not None
+    if running or plain or mask is not None or self.axis != -1:
+      return super().__call__(x, use_running_average, mask=mask)
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axes)
+    var = jnp.maximum(jnp.square(x).mean(axes) - jnp.square(mean), 0.0)  # Flax's fast variance
+    self.mean[...] = jax.lax.stop_gradient(self.momentum * self.mean[...] +
+                                           (1 - self.momentum) * mean)
+    self.var[...] = jax.lax.stop_gradient(self.momentum * self.var[...] +
+                                          (1 - self.momentum) * var)
+    multiplier = self.scale[...] * jax.lax.rsqrt(var + self.epsilon)
+    return x * multiplier + (self.bias[...] - mean * multiplier)
+
+
+def batch_norm(features: int, *, rngs: nnx.Rngs, scale_init=nnx.initializers.ones) -> BatchNorm:
   """BatchNorm2d with PyTorch's defaults: momentum 0.1 (Flax 0.9), eps 1e-5."""
-  return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, rngs=rngs)
+  return BatchNorm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, rngs=rngs)
 
 
 def sfm_bn_scale_init(key, shape, dtype=jnp.float32):

@@ -1,0 +1,54 @@
+"""Fast XLA:CPU kernels for convolutions and reductions (YNNPACK), switched on by the entry points.
+
+On a CPU, XLA's own convolution and reduction emitters are 2–4× slower than the oneDNN kernels
+PyTorch uses; jaxlib ≥ 0.10 also ships YNNPACK, which XLA uses for dots, convolutions and
+reductions when `--xla_cpu_experimental_ynn_fusion_type` asks for it. Results stay float32
+(relative differences ~1e-7). `train.py`, `eval.py` and `benchmarks/` call `enable()` before
+JAX starts its backend; library users can do the same:
+
+  import sfm_jax.xla_cpu; sfm_jax.xla_cpu.enable()   # before the first jax computation
+
+SFM_JAX_YNNPACK=0 in the environment turns it off; flags already in XLA_FLAGS are kept.
+GPU and TPU backends ignore the flag.
+"""
+
+from __future__ import annotations
+
+import os
+
+YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+YNN_FUSIONS = "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+MIN_JAXLIB = (0, 10)
+OPT_OUT = "SFM_JAX_YNNPACK"
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+  parts = []
+  for part in version.split(".")[:2]:
+    digits = "".join(ch for ch in part if ch.isdigit())
+    parts.append(int(digits or 0))
+  return tuple(parts)
+
+
+def with_ynn_flag(xla_flags: str, jaxlib_version: str, opt_out: str | None = None) -> str:
+  """XLA_FLAGS with the YNNPACK fusion flag added, unless jaxlib predates it (unknown flags
+  abort XLA), the user set the flag already, or `opt_out` is "0"/"false"."""
+  if opt_out is not None and opt_out.lower() in ("0", "false", "no", "off"):
+    return xla_flags
+  if _version_tuple(jaxlib_version) < MIN_JAXLIB or YNN_FLAG in xla_flags:
+    return xla_flags
+  return f"{xla_flags} {YNN_FLAG}={YNN_FUSIONS}".strip()
+
+
+def enable() -> bool:
+  """Adds the YNNPACK flag to XLA_FLAGS; returns whether it is in force.
+
+  Must run before JAX initialises its backends (XLA reads XLA_FLAGS once)."""
+  import jaxlib
+  from jax._src import xla_bridge
+
+  flags = with_ynn_flag(os.environ.get("XLA_FLAGS", ""), jaxlib.__version__,
+                        os.environ.get(OPT_OUT))
+  if not xla_bridge.backends_are_initialized():
+    os.environ["XLA_FLAGS"] = flags
+  return YNN_FLAG in os.environ.get("XLA_FLAGS", "")

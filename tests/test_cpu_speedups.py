@@ -1,0 +1,127 @@
+"""The CPU speed-ups of issue 7 change no result: the folded conv weight gradient, the one-pass
+BatchNorm and the YNNPACK flag, each against an independent reference."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+from sfm_jax import xla_cpu
+from sfm_jax.models.layers import BatchNorm, conv
+from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad
+
+
+def _numpy_weight_grad(x, g, k):
+  """Σ_{n,h,w} x_pad[n, h+i, w+j, c] g[n, h, w, d] in float64, loop over the k² offsets."""
+  p = k // 2
+  h, w = x.shape[1:3]
+  xp = np.pad(x.astype(np.float64), ((0, 0), (p, p), (p, p), (0, 0)))
+  return np.stack([[np.einsum("nhwc,nhwd->cd", xp[:, i:i + h, j:j + w], g) for j in range(k)]
+                   for i in range(k)])
+
+
+@pytest.mark.parametrize("k,c,d", [(3, 8, 16), (5, 3, 4), (1, 4, 2)])
+def test_folded_weight_grad_matches_the_definition(k, c, d):
+  rng = np.random.default_rng(k)
+  x = rng.standard_normal((3, 10, 7, c)).astype(np.float32)
+  g = rng.standard_normal((3, 10, 7, d)).astype(np.float32)
+  got = np.asarray(jax.jit(folded_weight_grad, static_argnums=2)(x, g, k))
+  want = _numpy_weight_grad(x, g, k)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def _lax_same(x, w):
+  p = w.shape[0] // 2
+  return lax.conv_general_dilated(x, w, (1, 1), ((p, p), (p, p)),
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def test_conv_gradients_equal_lax_gradients():
+  key_x, key_w, key_g = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(key_x, (2, 9, 12, 5))
+  w = jax.random.normal(key_w, (3, 3, 5, 6))
+  g = jax.random.normal(key_g, (2, 9, 12, 6))
+  dims = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # what nnx.Conv passes
+
+  def ours(x, w):
+    return conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], (1, 1), (1, 1), dims)
+
+  np.testing.assert_allclose(jax.jit(ours)(x, w), _lax_same(x, w), atol=1e-5)
+  got = jax.jit(lambda x, w: jax.vjp(ours, x, w)[1](g))(x, w)
+  want = jax.vjp(_lax_same, x, w)[1](g)
+  for a, b in zip(got, want, strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_other_convs_go_to_lax_unchanged():
+  x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
+  layer = conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
+  want = lax.conv_general_dilated(x, layer.kernel[...], (2, 2), ((1, 1), (1, 1)),
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.bias[...]
+  np.testing.assert_allclose(layer(x), want, atol=1e-6)
+
+
+def test_batch_norm_matches_flax_in_training_and_evaluation():
+  x = jax.random.normal(jax.random.key(2), (4, 6, 6, 8)) * 3 + 1
+  ours = BatchNorm(8, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
+  flax_bn = nnx.BatchNorm(8, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
+  for bn in (ours, flax_bn):
+    bn.scale[...] = jnp.linspace(0.5, 1.5, 8)
+    bn.bias[...] = jnp.linspace(-1, 1, 8)
+  np.testing.assert_allclose(ours(x), flax_bn(x), atol=1e-5)
+  np.testing.assert_allclose(ours.mean[...], flax_bn.mean[...], atol=1e-6)
+  np.testing.assert_allclose(ours.var[...], flax_bn.var[...], atol=1e-5)
+
+  def grads(bn):
+    return nnx.grad(lambda bn, x: jnp.sum(jnp.sin(bn(x))), argnums=(0, 1))(bn, x)
+
+  (ours_params, ours_x), (flax_params, flax_x) = grads(ours), grads(flax_bn)
+  np.testing.assert_allclose(ours_x, flax_x, atol=1e-4)
+  np.testing.assert_allclose(ours_params.scale[...], flax_params.scale[...], rtol=1e-4)
+  ours.eval()
+  flax_bn.eval()
+  np.testing.assert_allclose(ours(x), flax_bn(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("flags,version,opt_out,expect_added", [
+    ("", "0.10.2", None, True),
+    ("--xla_force_host_platform_device_count=4", "0.10.2", None, True),
+    ("", "0.9.1", None, False),  # older jaxlib would abort on the unknown flag
+    ("", "0.10.2", "0", False),
+    (f"{xla_cpu.YNN_FLAG}=LIBRARY_FUSION_TYPE_DOT", "0.10.2", None, False),  # user's own
+])
+def test_ynn_flag_is_added_only_where_wanted(flags, version, opt_out, expect_added):
+  result = xla_cpu.with_ynn_flag(flags, version, opt_out)
+  assert result.startswith(flags)
+  assert (xla_cpu.YNN_FUSIONS in result and result != flags) == expect_added
+  assert result.count(xla_cpu.YNN_FLAG) <= 1
+
+
+def test_enable_sets_the_flag_and_convolutions_stay_exact():
+  script = """
+import numpy as np
+from sfm_jax import xla_cpu
+on = xla_cpu.enable()
+import jax, jax.numpy as jnp
+from jax import lax
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 16, 16, 8)).astype(np.float32)
+w = rng.standard_normal((3, 3, 8, 4)).astype(np.float32)
+y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+ref = sum(np.einsum("nhwc,cd->nhwd", xp[:, i:i + 16, j:j + 16], w[i, j])
+          for i in range(3) for j in range(3))
+print(on, float(np.abs(np.asarray(y) - ref).max() / np.abs(ref).max()))
+"""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
+  out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       check=True).stdout.split()
+  expected_on = xla_cpu.with_ynn_flag("", __import__("jaxlib").__version__) != ""
+  assert out[0] == str(expected_on)
+  assert float(out[1]) < 1e-5
