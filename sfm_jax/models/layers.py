@@ -41,7 +41,7 @@ class BatchNorm(nnx.BatchNorm):
 
   Training mode normalises with the batch statistics as x·a + b, where
   a = scale / √(var + ε) and b = bias − mean·a are per-channel. Flax computes (x − mean)·a + bias
-  instead, and the extra full-size pass costs about 6% of a DnCNN-B train step on CPU.
+  instead; its extra full-size pass cost about 10% of a DnCNN-B train step on CPU.
   The result is the same up to float rounding (~1e-7). The running statistics are updated as
   Flax does, and evaluation mode is Flax's own. Variables and checkpoints are Flax's.
   """

@@ -11,9 +11,9 @@ one convolution over the batch folded into the rows:
   dW (k, k, C, D) = conv(x_folded, g_folded) rearranged
 
 The zero rows keep each image's products apart, so the result equals XLA's own weight gradient
-up to float summation order (~1e-6 relative). On a 2-core AVX-512 Xeon it takes a DnCNN-B
-train step from 1.64 s to 1.42 s (`benchmarks/train_step.py`). GPUs keep lax's gradient.
-A drop-in for `nnx.Conv(conv_general_dilated=...)`; any other conv (strided, dilated,
+up to float summation order (~1e-6 relative). On a 2-core AVX-512 Xeon it takes the DnCNN-B
+train step from 1.75 s to 1.58 s (`benchmarks/train_step.py`, YNNPACK on). GPUs keep lax's
+gradient. A drop-in for `nnx.Conv(conv_general_dilated=...)`; any other conv (strided, dilated,
 grouped, NCHW, asymmetric padding) is passed to lax unchanged.
 """
 
