@@ -22,20 +22,13 @@ MIN_JAXLIB = (0, 10)
 OPT_OUT = "SFM_JAX_YNNPACK"
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-  parts = []
-  for part in version.split(".")[:2]:
-    digits = "".join(ch for ch in part if ch.isdigit())
-    parts.append(int(digits or 0))
-  return tuple(parts)
-
-
-def with_ynn_flag(xla_flags: str, jaxlib_version: str, opt_out: str | None = None) -> str:
+def with_ynn_flag(xla_flags: str, jaxlib_version: tuple[int, ...],
+                  opt_out: str | None = None) -> str:
   """XLA_FLAGS with the YNNPACK fusion flag added, unless jaxlib predates it (unknown flags
   abort XLA), the user set the flag already, or `opt_out` is "0"/"false"."""
   if opt_out is not None and opt_out.lower() in ("0", "false", "no", "off"):
     return xla_flags
-  if _version_tuple(jaxlib_version) < MIN_JAXLIB or YNN_FLAG in xla_flags:
+  if tuple(jaxlib_version[:2]) < MIN_JAXLIB or YNN_FLAG in xla_flags:
     return xla_flags
   return f"{xla_flags} {YNN_FLAG}={YNN_FUSIONS}".strip()
 
@@ -44,10 +37,10 @@ def enable() -> bool:
   """Adds the YNNPACK flag to XLA_FLAGS; returns whether it is in force.
 
   Must run before JAX initialises its backends (XLA reads XLA_FLAGS once)."""
-  import jaxlib
+  import jaxlib.version
   from jax._src import xla_bridge
 
-  flags = with_ynn_flag(os.environ.get("XLA_FLAGS", ""), jaxlib.__version__,
+  flags = with_ynn_flag(os.environ.get("XLA_FLAGS", ""), jaxlib.version.__version_info__,
                         os.environ.get(OPT_OUT))
   if not xla_bridge.backends_are_initialized():
     os.environ["XLA_FLAGS"] = flags

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import jaxlib.version
 import numpy as np
 import pytest
 from flax import nnx
@@ -17,41 +18,51 @@ from sfm_jax.models.layers import BatchNorm, conv
 from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad
 
 
-def _numpy_weight_grad(x, g, k):
-  """Σ_{n,h,w} x_pad[n, h+i, w+j, c] g[n, h, w, d] in float64, loop over the k² offsets."""
-  p = k // 2
+def _numpy_weight_grad(x, g, kernel):
+  """Σ_{n,h,w} x_pad[n, h+i, w+j, c] g[n, h, w, d] in float64, a loop over the kh·kw offsets."""
+  kh, kw = kernel
   h, w = x.shape[1:3]
-  xp = np.pad(x.astype(np.float64), ((0, 0), (p, p), (p, p), (0, 0)))
-  return np.stack([[np.einsum("nhwc,nhwd->cd", xp[:, i:i + h, j:j + w], g) for j in range(k)]
-                   for i in range(k)])
+  xp = np.pad(x.astype(np.float64), ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+  return np.stack([[np.einsum("nhwc,nhwd->cd", xp[:, i:i + h, j:j + w], g) for j in range(kw)]
+                   for i in range(kh)])
 
 
-@pytest.mark.parametrize("k,c,d", [(3, 8, 16), (5, 3, 4), (1, 4, 2)])
-def test_folded_weight_grad_matches_the_definition(k, c, d):
-  rng = np.random.default_rng(k)
+@pytest.mark.parametrize("kernel,c,d", [((3, 3), 8, 16), ((5, 5), 3, 4), ((1, 1), 4, 2),
+                                         ((3, 7), 2, 3)])
+def test_folded_weight_grad_matches_the_definition(kernel, c, d):
+  rng = np.random.default_rng(c)
   x = rng.standard_normal((3, 10, 7, c)).astype(np.float32)
   g = rng.standard_normal((3, 10, 7, d)).astype(np.float32)
-  got = np.asarray(jax.jit(folded_weight_grad, static_argnums=2)(x, g, k))
-  want = _numpy_weight_grad(x, g, k)
+  got = np.asarray(jax.jit(folded_weight_grad, static_argnums=2)(x, g, kernel))
+  want = _numpy_weight_grad(x, g, kernel)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+def _primitives(fn, *args):
+  return [eqn.primitive.name for eqn in jax.make_jaxpr(fn)(*args).eqns]
+
+
+def _half_padding(w):
+  return [(k // 2, k // 2) for k in w.shape[:2]]
+
+
 def _lax_same(x, w):
-  p = w.shape[0] // 2
-  return lax.conv_general_dilated(x, w, (1, 1), ((p, p), (p, p)),
+  return lax.conv_general_dilated(x, w, (1, 1), _half_padding(w),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def test_conv_gradients_equal_lax_gradients():
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 5)])
+def test_conv_gradients_equal_lax_gradients(kernel):
   key_x, key_w, key_g = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(key_x, (2, 9, 12, 5))
-  w = jax.random.normal(key_w, (3, 3, 5, 6))
+  w = jax.random.normal(key_w, (*kernel, 5, 6))
   g = jax.random.normal(key_g, (2, 9, 12, 6))
   dims = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # what nnx.Conv passes
 
   def ours(x, w):
-    return conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], (1, 1), (1, 1), dims)
+    return conv_general_dilated(x, w, (1, 1), _half_padding(w), (1, 1), (1, 1), dims)
 
+  assert _primitives(ours, x, w)[0] == "custom_vjp_call"  # the folded gradient is in use
   np.testing.assert_allclose(jax.jit(ours)(x, w), _lax_same(x, w), atol=1e-5)
   got = jax.jit(lambda x, w: jax.vjp(ours, x, w)[1](g))(x, w)
   want = jax.vjp(_lax_same, x, w)[1](g)
@@ -62,6 +73,7 @@ def test_conv_gradients_equal_lax_gradients():
 def test_other_convs_go_to_lax_unchanged():
   x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
   layer = conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
+  assert _primitives(layer, x)[0] == "conv_general_dilated"
   want = lax.conv_general_dilated(x, layer.kernel[...], (2, 2), ((1, 1), (1, 1)),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.bias[...]
   np.testing.assert_allclose(layer(x), want, atol=1e-6)
@@ -90,11 +102,11 @@ def test_batch_norm_matches_flax_in_training_and_evaluation():
 
 
 @pytest.mark.parametrize("flags,version,opt_out,expect_added", [
-    ("", "0.10.2", None, True),
-    ("--xla_force_host_platform_device_count=4", "0.10.2", None, True),
-    ("", "0.9.1", None, False),  # older jaxlib would abort on the unknown flag
-    ("", "0.10.2", "0", False),
-    (f"{xla_cpu.YNN_FLAG}=LIBRARY_FUSION_TYPE_DOT", "0.10.2", None, False),  # user's own
+    ("", (0, 10, 2), None, True),
+    ("--xla_force_host_platform_device_count=4", (0, 10, 2), None, True),
+    ("", (0, 9, 1), None, False),  # older jaxlib would abort on the unknown flag
+    ("", (0, 10, 2), "0", False),
+    (f"{xla_cpu.YNN_FLAG}=LIBRARY_FUSION_TYPE_DOT", (0, 10, 2), None, False),  # user's own
 ])
 def test_ynn_flag_is_added_only_where_wanted(flags, version, opt_out, expect_added):
   result = xla_cpu.with_ynn_flag(flags, version, opt_out)
@@ -122,6 +134,6 @@ print(on, float(np.abs(np.asarray(y) - ref).max() / np.abs(ref).max()))
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
   out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                        check=True).stdout.split()
-  expected_on = xla_cpu.with_ynn_flag("", __import__("jaxlib").__version__) != ""
+  expected_on = xla_cpu.with_ynn_flag("", jaxlib.version.__version_info__) != ""
   assert out[0] == str(expected_on)
   assert float(out[1]) < 1e-5

@@ -22,6 +22,7 @@ from flax import nnx
 from sfm_jax.models.layers import batch_norm, conv, torch_default, torch_flatten
 from sfm_jax.ops import blur, haar_dwt, imresize
 from sfm_jax.ops._checks import check_batch, check_multiple_of
+from sfm_jax.ops.conv import conv_general_dilated
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 KERNEL_MODES = ("convolve", "multiply")
@@ -33,7 +34,7 @@ def conv_same(in_features: int, out_features: int, kernel: tuple[int, int], *,
   kh, kw = kernel
   return nnx.Conv(in_features, out_features, (kh, kw), padding=((kh // 2, kh // 2),
                                                                 (kw // 2, kw // 2)),
-                  kernel_init=torch_default, rngs=rngs)
+                  kernel_init=torch_default, rngs=rngs, conv_general_dilated=conv_general_dilated)
 
 
 def conv_tf_same(in_features: int, out_features: int, kernel: int, stride: int, *,
