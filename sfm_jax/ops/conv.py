@@ -88,8 +88,8 @@ def _is_same_stride1_nhwc(rhs, window_strides, padding, lhs_dilation, rhs_dilati
   plain = (tuple(window_strides) == unit and tuple(lhs_dilation or unit) == unit
            and tuple(rhs_dilation or unit) == unit and feature_group_count == 1
            and all(v is None for v in kwargs.values()))
-  half = [(k // 2, k // 2) for k in kernel_shape]
-  same = padding == "SAME" or [tuple(q) for q in padding] == half  # "VALID" -> [('V',), ...]
+  # "VALID" iterates as [('V',), ...] and so never equals the half padding.
+  same = padding == "SAME" or [tuple(q) for q in padding] == _half_padding(kernel_shape)
   return plain and same and all(k % 2 for k in kernel_shape)
 
 
@@ -105,9 +105,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   return _same_conv(lhs, rhs, precision)
 
 
+def _half_padding(kernel_shape) -> list[tuple[int, int]]:
+  return [(k // 2, k // 2) for k in kernel_shape]
+
+
 def _lax_same_conv(x, kernel, precision):
-  padding = [(k // 2, k // 2) for k in kernel.shape[:2]]
-  return lax.conv_general_dilated(x, kernel, (1, 1), padding,
+  return lax.conv_general_dilated(x, kernel, (1, 1), _half_padding(kernel.shape[:2]),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                   precision=precision)
 
