@@ -30,12 +30,17 @@ from sfm_jax import xla_cpu
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 
-def torch_step_fn(batch: int, size: int = 64):
-  """A closure running one PyTorch DnCNN-B train step on a fixed clean batch."""
+def torch_step_fn(batch: int, size: int = 64, freeze_conv_weights: bool = False):
+  """A closure running one PyTorch DnCNN-B train step on a fixed clean batch.
+
+  freeze_conv_weights: no gradient for the conv weights (an ablation, timing only)."""
   import torch
   from torch_nets import DnCNN
 
   net = DnCNN().train()
+  for layer in net.dncnn:
+    if freeze_conv_weights and isinstance(layer, torch.nn.Conv2d):
+      layer.weight.requires_grad_(False)
   optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
   clean = torch.rand(batch, 1, size, size)
 

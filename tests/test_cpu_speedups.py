@@ -16,7 +16,7 @@ from jax import lax
 
 from sfm_jax import xla_cpu
 from sfm_jax.models.layers import BatchNorm, conv
-from sfm_jax.ops.conv import UNFUSED_MIN_SIZE, conv_general_dilated, folded_weight_grad
+from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad
 
 
 def _numpy_weight_grad(x, g, kernel):
@@ -28,31 +28,31 @@ def _numpy_weight_grad(x, g, kernel):
                    for i in range(kh)])
 
 
-@pytest.mark.parametrize("unfused_min_size", [0, UNFUSED_MIN_SIZE])
+# C ≤ D transposes x, C > D transposes g (and flips the result): both orientations.
 @pytest.mark.parametrize("kernel,c,d", [((3, 3), 8, 16), ((5, 5), 3, 4), ((1, 1), 4, 2),
-                                         ((3, 7), 2, 3)])
-def test_folded_weight_grad_matches_the_definition(kernel, c, d, unfused_min_size):
+                                         ((3, 7), 2, 3), ((3, 3), 6, 1), ((5, 3), 7, 7)])
+def test_folded_weight_grad_matches_the_definition(kernel, c, d):
   rng = np.random.default_rng(c)
   x = rng.standard_normal((3, 10, 7, c)).astype(np.float32)
   g = rng.standard_normal((3, 10, 7, d)).astype(np.float32)
-  grad = functools.partial(folded_weight_grad, kernel_shape=kernel,
-                           unfused_min_size=unfused_min_size)
-  # Large activations (here: every size, with 0) take the gradient inside a lax.cond.
-  assert ("cond" in _primitives(grad, x, g)) == (unfused_min_size == 0)
+  grad = functools.partial(folded_weight_grad, kernel_shape=kernel)
+  assert "cond" in _primitives(grad, x, g)  # the folding runs in the unfusable cond
   got = np.asarray(jax.jit(grad)(x, g))
   want = _numpy_weight_grad(x, g, kernel)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
-def test_unfused_weight_grad_propagates_nan_like_the_fused_one():
-  x = np.ones((2, 6, 5, 3), np.float32)
-  x[0, 0, 0, 0] = np.nan  # the cond's probe: its other branch must compute the same thing
-  g = np.ones((2, 6, 5, 4), np.float32)
-  fused, unfused = (np.asarray(jax.jit(functools.partial(
-      folded_weight_grad, kernel_shape=(3, 3), unfused_min_size=size))(x, g))
-      for size in (UNFUSED_MIN_SIZE, 0))
-  np.testing.assert_array_equal(np.isnan(unfused), np.isnan(fused))
-  np.testing.assert_allclose(unfused, fused, rtol=1e-6)
+@pytest.mark.parametrize("c,d", [(3, 4), (4, 3)])
+def test_nan_at_the_cond_probe_spreads_as_in_the_definition(c, d):
+  x = np.ones((2, 6, 5, c), np.float32)
+  g = np.ones((2, 6, 5, d), np.float32)
+  probed = x if c <= d else g  # the operand folded inside the cond; its first element decides
+  probed[0, 0, 0, 0] = np.nan
+  got = np.asarray(jax.jit(functools.partial(folded_weight_grad, kernel_shape=(3, 3)))(x, g))
+  want = _numpy_weight_grad(x, g, (3, 3))
+  assert np.isnan(want).any() and not np.isnan(want).all()
+  np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def _primitives(fn, *args):

@@ -10,10 +10,13 @@ one convolution over the batch folded into the rows:
   g (N, H, W, D) with 2ph zero rows after each image, folded to (N·(H+2ph) − 2ph, W, 1, D)
   dW (kh, kw, C, D) = conv(x_folded, g_folded) rearranged
 
-The zero rows keep each image's products apart, so the result equals XLA's own weight gradient
-up to float summation order (~1e-6 relative). On a 2-core AVX-512 Xeon (YNNPACK on), with both
-in one process, the DnCNN-B train step at 128 patches takes 12.8 s against 13.4 s with XLA's
-gradient; at 16 patches the two are level (1.38 s, 1.39 s). GPUs keep lax's gradient.
+(with the roles of x and g swapped when D < C, e.g. a 64→1 output layer, so that the operand
+transposed to channel-major is always the one with fewer channels). The zero rows keep each
+image's products apart, so the result equals XLA's own weight gradient up to float summation
+order (~1e-6 relative). On a 2-core AVX-512 Xeon (YNNPACK on), in one process, this makes the
+DnCNN-B train step 4% faster than the previous fold at 16 patches and 5% at 128, which was
+itself level with XLA's gradient at 16 and 4% ahead at 128 (`benchmarks/weight_grad.py`).
+GPUs keep lax's gradient.
 A drop-in for `nnx.Conv(conv_general_dilated=...)`; any other conv (strided, dilated, grouped,
 NCHW, even kernels, other padding) is passed to lax unchanged.
 """
@@ -30,51 +33,59 @@ _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1),
                                  out_spec=(0, 3, 1, 2))
 
 
-# Activations of at least this many elements take the weight gradient inside `_unfused`.
-# Measured on a 2-core Xeon (DnCNN-B train step, same-process A/B): at 128 patches of 64×64
-# (2^25 elements per activation) it cuts the step by 15%; at 16 and 48 patches it costs 3–5%.
-UNFUSED_MIN_SIZE = 2**25
-
-
 def folded_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, int],
-                       precision=None, unfused_min_size: int = UNFUSED_MIN_SIZE) -> jax.Array:
+                       precision=None) -> jax.Array:
   """Weight gradient of a stride-1 "same" kh×kw conv, the batch folded into the rows.
+
+  One VALID convolution of the folded operands: the one with fewer channels (x when C ≤ D)
+  goes channel-major as the conv's batch, the other stays NHWC as its kernel.
 
   Args:
     x: (N, H, W, C) conv input.
     g: (N, H, W, D) gradient of the conv output.
     kernel_shape: (kh, kw), both odd.
-    unfused_min_size: from this many elements of `x` on, fold and convolve in `_unfused`.
   Returns:
     (kh, kw, C, D) = Σ_{n,h,w} x_pad[n, h+i, w+j, c] · g[n, h, w, d].
   """
   n, h, w, c = x.shape
+  d = g.shape[-1]
   ph, pw = kernel_shape[0] // 2, kernel_shape[1] // 2
   rows = n * (h + 2 * ph)
-  x_padded = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-  g_folded = jnp.pad(g, ((0, 0), (0, 2 * ph), (0, 0), (0, 0)))
-  g_folded = g_folded.reshape(rows, w, 1, g.shape[-1])[:rows - 2 * ph]  # (rows−2ph, W, 1, D)
 
-  def fold_and_convolve(x_padded, g_folded):
-    x_folded = x_padded.reshape(rows, w + 2 * pw, c).transpose(2, 0, 1)[..., None]
-    dw = lax.conv_general_dilated(x_folded, g_folded, (1, 1), "VALID",  # (C, rows, W+2pw, 1)
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                  precision=precision)  # (C, kh, kw, D)
+  def padded_rows(x):  # (rows, W+2pw, C): each image padded by (ph, pw)
+    return jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))).reshape(rows, w + 2 * pw, c)
+
+  if c <= d:
+    gapped = jnp.pad(g, ((0, 0), (0, 2 * ph), (0, 0), (0, 0)))  # 2ph zero rows after each image
+    kernel = gapped.reshape(rows, w, 1, d)[:rows - 2 * ph]  # (rows−2ph, W, 1, D)
+    dw = _valid_conv(_channel_major(padded_rows, x), kernel, precision)  # (C, kh, kw, D)
     return dw.transpose(1, 2, 0, 3)
 
-  if x.size < unfused_min_size:
-    return fold_and_convolve(x_padded, g_folded)
-  return _unfused(fold_and_convolve, x.reshape(-1)[0], x_padded, g_folded)
+  def framed_rows(g):  # (2ph + rows, W+4pw, D): 2ph zero rows before each image, 2pw columns
+    framed = jnp.pad(g, ((0, 0), (0, 2 * ph), (2 * pw, 2 * pw), (0, 0)))  # each side
+    return jnp.pad(framed.reshape(rows, w + 4 * pw, d), ((2 * ph, 0), (0, 0), (0, 0)))
+
+  kernel = padded_rows(x)[:, :, None]  # (rows, W+2pw, 1, C)
+  dw = _valid_conv(_channel_major(framed_rows, g), kernel, precision)  # (D, kh, kw, C) flipped
+  return dw[:, ::-1, ::-1].transpose(1, 2, 3, 0)
 
 
-def _unfused(fn, probe: jax.Array, *operands):
-  """fn(*operands) in a `lax.cond` on `probe == probe`, with fn in both branches.
+def _valid_conv(lhs, rhs, precision):
+  return lax.conv_general_dilated(lhs, rhs, (1, 1), "VALID",
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=precision)
 
-  XLA cannot fold the predicate, so the operands reach fn as materialised buffers. Without
-  it, XLA:CPU fuses the producers of `operands` (BatchNorm and ReLU arithmetic) into fn's
-  transpose, and the transpose runs as a strided elementwise loop instead of a copy kernel.
+
+def _channel_major(fold, a: jax.Array) -> jax.Array:
+  """fold(a) (R, W', K) transposed to (K, R, W', 1), the folding run inside a `lax.cond`.
+
+  The cond (on `a`'s first element equalling itself, `fold` in both branches: XLA cannot fold
+  it, and the value is fold(a) either way, NaN included) makes fold(a) a plain buffer, so the
+  transposition compiles as a copy kernel. Without it, XLA:CPU fuses `a`'s producers
+  (BatchNorm, ReLU) and the padding into the transposition, a strided loop 3× slower.
   """
-  return lax.cond(probe == probe, fn, fn, *operands)
+  probe = a.reshape(-1)[0]
+  return lax.cond(probe == probe, fold, fold, a).transpose(2, 0, 1)[..., None]
 
 
 def _is_same_stride1_nhwc(rhs, window_strides, padding, lhs_dilation, rhs_dilation,
