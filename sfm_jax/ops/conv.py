@@ -60,8 +60,10 @@ def folded_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, int]
     dw = _valid_conv(_channel_major(padded_rows, x), kernel, precision)  # (C, kh, kw, D)
     return dw.transpose(1, 2, 0, 3)
 
-  def framed_rows(g):  # (2ph + rows, W+4pw, D): 2ph zero rows before each image, 2pw columns
-    framed = jnp.pad(g, ((0, 0), (0, 2 * ph), (2 * pw, 2 * pw), (0, 0)))  # each side
+  def framed_rows(g):
+    """(2ph + rows, W+4pw, D): 2ph zero rows before each image and after the last one, 2pw zero
+    columns on each side."""
+    framed = jnp.pad(g, ((0, 0), (0, 2 * ph), (2 * pw, 2 * pw), (0, 0)))
     return jnp.pad(framed.reshape(rows, w + 4 * pw, d), ((2 * ph, 0), (0, 0), (0, 0)))
 
   kernel = padded_rows(x)[:, :, None]  # (rows, W+2pw, 1, C)
