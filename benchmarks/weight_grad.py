@@ -3,7 +3,7 @@
 Runs, in one process and one call of each at a time (so that the VM's drift hits all alike),
 the `benchmarks/train_step.py` steps with:
   sfm-jax             the folded weight gradient (`sfm_jax.ops.conv.folded_weight_grad`)
-  sfm-jax, lax dW     lax's own weight gradient in its place
+  sfm-jax, lax dW     lax's own weight gradient in its place (`ops.conv.lax_weight_grad`)
   sfm-jax, no dW      a zero weight gradient in its place (wrong values: timing only)
   PyTorch             the same step in PyTorch
   PyTorch, no dW      its conv weights frozen (timing only)
@@ -20,21 +20,11 @@ import os
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from sfm_ops import blocked_medians  # this folder is on sys.path when run as a script
 from train_step import jax_step_fn, torch_step_fn
 
 from sfm_jax import xla_cpu
 from sfm_jax.ops import conv as conv_ops
-
-
-def xla_weight_grad(x, g, kernel_shape, precision=None):
-  """lax's weight gradient of the same "same" conv."""
-  def same_conv(kernel):
-    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", precision=precision,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  kernel = jnp.zeros((*kernel_shape, x.shape[-1], g.shape[-1]), x.dtype)
-  return jax.vjp(same_conv, kernel)[1](g)[0]
 
 
 def no_weight_grad(x, g, kernel_shape, precision=None):
@@ -73,7 +63,7 @@ def main():
   torch.set_num_threads(os.cpu_count())
   steps = {
       "sfm-jax": traced_step(args.batch, conv_ops.folded_weight_grad),
-      "sfm-jax, lax dW": traced_step(args.batch, xla_weight_grad),
+      "sfm-jax, lax dW": traced_step(args.batch, conv_ops.lax_weight_grad),
       "sfm-jax, no dW": traced_step(args.batch, no_weight_grad),
       "PyTorch": torch_step_fn(args.batch),
       "PyTorch, no dW": torch_step_fn(args.batch, freeze_conv_weights=True),

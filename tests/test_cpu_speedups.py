@@ -16,7 +16,7 @@ from jax import lax
 
 from sfm_jax import xla_cpu
 from sfm_jax.models.layers import BatchNorm, conv
-from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad
+from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad, lax_weight_grad
 
 
 def _numpy_weight_grad(x, g, kernel):
@@ -40,6 +40,14 @@ def test_folded_weight_grad_matches_the_definition(kernel, c, d):
   got = np.asarray(jax.jit(grad)(x, g))
   want = _numpy_weight_grad(x, g, kernel)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_lax_weight_grad_matches_the_definition():  # the accelerators' path, run on CPU here
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((3, 10, 7, 5)).astype(np.float32)
+  g = rng.standard_normal((3, 10, 7, 2)).astype(np.float32)
+  got = np.asarray(jax.jit(functools.partial(lax_weight_grad, kernel_shape=(3, 5)))(x, g))
+  np.testing.assert_allclose(got, _numpy_weight_grad(x, g, (3, 5)), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("c,d", [(3, 4), (4, 3)])

@@ -71,6 +71,15 @@ def folded_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, int]
   return dw[:, ::-1, ::-1].transpose(1, 2, 3, 0)
 
 
+def lax_weight_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, int],
+                    precision=None) -> jax.Array:
+  """lax's own weight gradient of the same conv (what accelerators use); same signature and
+  result as `folded_weight_grad`."""
+  kernel = jnp.zeros((*kernel_shape, x.shape[-1], g.shape[-1]), x.dtype)  # the conv is linear
+  _, weight_vjp = jax.vjp(lambda k: _lax_same_conv(x, k, precision), kernel)
+  return weight_vjp(g)[0]
+
+
 def _valid_conv(lhs, rhs, precision):
   return lax.conv_general_dilated(lhs, rhs, (1, 1), "VALID",
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -141,13 +150,9 @@ def _same_conv_bwd(precision, residuals, g):
   _, input_vjp = jax.vjp(lambda x: _lax_same_conv(x, kernel, precision), x)
   (dx,) = input_vjp(g)
 
-  def lax_weight_grad(x, g):
-    _, weight_vjp = jax.vjp(lambda k: _lax_same_conv(x, k, precision), kernel)
-    return weight_vjp(g)[0]
-
   dw = lax.platform_dependent(
       x, g, cpu=lambda x, g: folded_weight_grad(x, g, kernel.shape[:2], precision),
-      default=lax_weight_grad)
+      default=lambda x, g: lax_weight_grad(x, g, kernel.shape[:2], precision))
   return dx, dw.astype(kernel.dtype)
 
 
