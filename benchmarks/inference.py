@@ -2,11 +2,11 @@
 memory.
 
 Networks: DnCNN-B and MemNet on gray images of 481×321 (BSD68) and 1024×1024; RRDBNet ×4 (gray,
-the SFM layout) producing those sizes from LR inputs a quarter the side. The PyTorch networks are
-written from the spec in `tests/torch_nets.py`. Every (framework, network, size) runs in its own
-child process, so its peak resident memory (ru_maxrss, weights and runtime included) is its own;
-time is the median of --repeats calls after a warm-up (compilation excluded). Ratios are
-ours / PyTorch (< 1: faster, smaller).
+the SFM layout) producing those sizes from LR inputs a quarter the side. The PyTorch networks
+(`tests/torch_nets.py`) are rewritten after the original code. Every (framework, network, size)
+runs in its own child process, so its peak resident memory (ru_maxrss, weights and runtime
+included) is its own; time is the median of --repeats calls after a warm-up (compilation
+excluded). Ratios are ours / PyTorch (< 1: faster, smaller).
 
   python benchmarks/inference.py [--repeats 5] [--models dncnn,memnet,rrdb] [--sizes 481x321]
 """

@@ -1,9 +1,10 @@
 """SFM on a training batch: jitted `ops.apply_sfm` + `ops.apply_masks` vs the authors' loop.
 
-The reference is the SFM authors' per-image numpy/scipy loop (Denoising/train.py with
-DCT_DOR=0.5, SFM_mode=2, rad 0.85, sigma 0.15, SFM_noise=1, spec §1.3–1.5), written here from
-the spec: Bernoulli selection per image, a Python-`random` band per selected image, scipy.fftpack
-DCTs channel by channel, the same mask applied to the noise. Both run in this process on the same
+The reference is the SFM authors' per-image numpy/scipy loop (majedelhelou/SFM
+`Denoising/train.py` with DCT_DOR=0.5, SFM_mode=2, rad 0.85, sigma 0.15, SFM_noise=1, and
+`random_drop` from `Denoising/utils_SFM.py`), rewritten here after that code: Bernoulli
+selection per image, a Python-`random` band per selected image, scipy.fftpack DCTs channel by
+channel, the same mask applied to the noise. Both run in this process on the same
 batches; the script prints the medians and the ratio.
 
   python benchmarks/sfm_ops.py [--repeats 100]

@@ -3,9 +3,9 @@
 Both steps do the same work on 64×64 gray patches: blind noise σ ~ U(0, 55) per image drawn on
 the device, DnCNN-B (17 layers, BatchNorm in training mode), the SFM loss
 Σ((noisy − output) − noise)² / 2B, backward and one Adam update. The PyTorch network is
-written from the spec in `tests/torch_nets.py` (SFM's DnCNN). Both use every core of this
-machine; the script alternates blocks of steps of the two and prints medians and the ratio
-(ours / PyTorch; < 1 is faster).
+SFM's DnCNN, rewritten after the original code in `tests/torch_nets.py`. Both use every core
+of this machine; the script alternates blocks of steps of the two and prints medians and the
+ratio (ours / PyTorch; < 1 is faster).
 
   python benchmarks/train_step.py [--batches 16,128] [--repeats 20]
 """
@@ -62,12 +62,13 @@ def dncnn_train_step(batch: int, sfm_rate: float = 0.0, out_shardings=None):
   and its initial arguments: returns (step_fn, state, frozen_state)."""
   from sfm_jax.config_base import denoising_config
   from sfm_jax.tasks.denoise import DenoiseTask
-  from sfm_jax.train.loop import _initial_state, make_train_step
+  from sfm_jax.train.loop import initial_state, make_train_step
 
   config = denoising_config()
   config.train.batch_size = batch
   task = DenoiseTask(sfm_rate=sfm_rate)
-  _, defs, _, state, _ = _initial_state(ml_collections.FrozenConfigDict(config), task)
+  setup = initial_state(ml_collections.FrozenConfigDict(config), task, cpu_kernels=True)
+  defs, state = setup.defs, setup.state
   frozen_def, frozen_networks = nnx.split({})
   step = make_train_step(defs, frozen_def, task, 0.0, 0)
   frozen = {"networks": frozen_networks, "constants": {}}

@@ -34,14 +34,13 @@ def with_ynn_flag(xla_flags: str, jaxlib_version: tuple[int, ...],
 
 
 def enable() -> bool:
-  """Adds the YNNPACK flag to XLA_FLAGS; returns whether it is in force.
+  """Adds the YNNPACK flag to XLA_FLAGS; returns whether the flag is now set.
 
-  Must run before JAX initialises its backends (XLA reads XLA_FLAGS once)."""
+  XLA reads XLA_FLAGS once, when JAX starts its backends, so call this before the first JAX
+  computation; a later call changes nothing in the running process."""
   import jaxlib.version
-  from jax._src import xla_bridge
 
   flags = with_ynn_flag(os.environ.get("XLA_FLAGS", ""), jaxlib.version.__version_info__,
                         os.environ.get(OPT_OUT))
-  if not xla_bridge.backends_are_initialized():
-    os.environ["XLA_FLAGS"] = flags
-  return YNN_FLAG in os.environ.get("XLA_FLAGS", "")
+  os.environ["XLA_FLAGS"] = flags
+  return YNN_FLAG in flags

@@ -1,5 +1,6 @@
-"""The CPU speed-ups of issue 7 change no result: the folded conv weight gradient, the one-pass
-BatchNorm and the YNNPACK flag, each against an independent reference."""
+"""The CPU training kernels change no result: the folded conv weight gradient, the one-pass
+BatchNorm and the YNNPACK flag, each against an independent reference; models use them only
+when built with cpu_kernels=True."""
 
 import functools
 import os
@@ -15,7 +16,7 @@ from flax import nnx
 from jax import lax
 
 from sfm_jax import xla_cpu
-from sfm_jax.models.layers import BatchNorm, conv
+from sfm_jax.models.layers import OnePassBatchNorm, conv, cpu_kernels
 from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad, lax_weight_grad
 
 
@@ -97,7 +98,8 @@ def test_conv_gradients_equal_lax_gradients(kernel):
 
 def test_other_convs_go_to_lax_unchanged():
   x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
-  layer = conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
+  with cpu_kernels():
+    layer = conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
   assert _primitives(layer, x)[0] == "conv_general_dilated"
   want = lax.conv_general_dilated(x, layer.kernel[...], (2, 2), ((1, 1), (1, 1)),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.bias[...]
@@ -106,7 +108,7 @@ def test_other_convs_go_to_lax_unchanged():
 
 def test_batch_norm_matches_flax_in_training_and_evaluation():
   x = jax.random.normal(jax.random.key(2), (4, 6, 6, 8)) * 3 + 1
-  ours = BatchNorm(8, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
+  ours = OnePassBatchNorm(8, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
   flax_bn = nnx.BatchNorm(8, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
   for bn in (ours, flax_bn):
     bn.scale[...] = jnp.linspace(0.5, 1.5, 8)

@@ -8,8 +8,13 @@ the blind models), and returns the clean estimate (B, H, W, C). SR networks take
 
 from __future__ import annotations
 
+import inspect
+import typing
+
+import jax
 from flax import nnx
 
+from sfm_jax.models import layers
 from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.discriminators import NMD, NatSRDiscriminator, VGG19Features, VGGDiscriminator
 from sfm_jax.models.dncnn import DnCNN, FFDNet
@@ -48,24 +53,63 @@ MODELS = {
 }
 
 
-def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, **overrides):
+# What each registered model restores, for eval.py and the restore paths (critics, feature
+# extractors and kernel modules are trained or used inside tasks only).
+DENOISERS = frozenset({"dncnn", "memnet", "ridnet", "ffdnet", "dct_denoiser", "unet"})
+SUPER_RESOLVERS = frozenset({"rrdb", "rcan", "rdn", "frsr", "kmsr", "sftmd"})
+
+
+def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
+              cpu_kernels: bool = False, **overrides) -> nnx.Module:
   """Builds the model registered as `name` with its paper defaults and `overrides`.
 
-  Raises ValueError naming the known models (or the constructor's arguments) on a mistake.
+  cpu_kernels=True builds it with the CPU training kernels (`layers.cpu_kernels`: folded conv
+  weight gradient, one-pass BatchNorm); the default is plain Flax. Raises ValueError naming the
+  known models (or the constructor's arguments) on a mistake.
   """
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
   try:
-    return MODELS[name](**overrides, rngs=rngs if rngs is not None else nnx.Rngs(seed))
+    with layers.cpu_kernels(cpu_kernels):
+      return MODELS[name](**overrides, rngs=rngs if rngs is not None else nnx.Rngs(seed))
   except TypeError as error:
     raise ValueError(f"bad arguments for model {name!r} ({error}); see "
                      f"help(sfm_jax.models.{MODELS[name].__name__}).") from None
 
 
+def constructor_defaults(name: str) -> dict[str, tuple[object, type]]:
+  """{argument: (default, type)} of the registered model's constructor, for configs: every
+  argument can then be overridden from the command line (`--config.model.kwargs.x=…`)."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+  init = MODELS[name].__init__
+  hints = typing.get_type_hints(init)
+  defaults = {}
+  for parameter in inspect.signature(init).parameters.values():
+    if parameter.name in ("self", "rngs") or parameter.default is inspect.Parameter.empty:
+      continue
+    hint = hints.get(parameter.name, type(parameter.default))
+    options = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    defaults[parameter.name] = (parameter.default, typing.get_origin(options[0]) or options[0])
+  return defaults
+
+
+def check_model_arguments(name: str, kwargs: dict) -> None:
+  """Raises ValueError, naming the fix, if `name` is not registered or `kwargs` holds an
+  argument its constructor does not take; builds nothing."""
+  unknown = set(kwargs) - set(constructor_defaults(name))
+  if unknown:
+    raise ValueError(f"model {name!r} takes no arguments {sorted(unknown)}; it takes "
+                     f"{sorted(constructor_defaults(name))}.")
+
+
+def size_multiple(model: nnx.Module) -> int:
+  """The multiple that H and W must be for `model` (its class's `size_multiple`, else 1)."""
+  return getattr(type(model), "size_multiple", 1)
+
+
 def count_params(model: nnx.Module) -> int:
   """Number of trainable parameters (nnx.Param leaves)."""
-  import jax
-
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
@@ -73,4 +117,4 @@ __all__ = ["FRSR", "KMSR", "MODELS", "NMD", "RCAN", "RDN", "SFTMD", "Corrector",
            "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
            "KernelEstimator", "MemNet", "NatSRDiscriminator", "Predictor", "RIDNet", "RRDBNet",
            "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator", "count_params",
-           "get_model"]
+           "check_model_arguments", "constructor_defaults", "get_model", "size_multiple"]

@@ -3,7 +3,8 @@
 Forward transform = a frozen VALID conv with the N² DCT basis filters; coefficients with
 |c| < ratio·σ are zeroed (DC included, as the template does); the inverse conv scatters every
 patch's inverse DCT back, and the sum is divided by the number of patches covering each pixel
-(spec-natsr-fca-mva §C.1). With ratio 0 it is the identity.
+(`TP1_Delires_2024.ipynb`, `DCT_denoiser`, in balthazarneveu/MVA24-delire). With ratio 0 it is
+the identity.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """GAN discriminators and the VGG-19 perceptual feature extractor.
 
-* `VGGDiscriminator`: ESRGAN's `Discriminator_VGG_128` as used by SFM's SR code (spec-sfm §5.2).
-* `NatSRDiscriminator`: NatSR's spectrally normalised RaGAN discriminator `DIS` (spec-natsr-fca-mva
-  §A.5), built from `SNConv` (TF `SNconv` semantics: one power iteration per call).
-* `NMD`: NatSR's Natural Manifold Discriminator `CLASSIFIER` (spec-natsr-fca-mva §A.4).
+* `VGGDiscriminator`: ESRGAN's `Discriminator_VGG_128` as used by SFM's SR code
+  (majedelhelou/SFM `SR/model/GAN.py`).
+* `NatSRDiscriminator`: NatSR's spectrally normalised RaGAN discriminator `DIS` (JWSoh/NatSR
+  `model.py`), built from `SNConv` (TF `SNconv` semantics: one power iteration per call).
+* `NMD`: NatSR's Natural Manifold Discriminator `CLASSIFIER` (JWSoh/NatSR `Train_NMD/model.py`).
 * `VGG19Features` + `perceptual_l1`: torchvision `vgg19().features[:35]` and ESRGAN's
-  `L1(vgg(hr), vgg(out))` (spec-sfm §5.2).
+  `L1(vgg(hr), vgg(out))` (SFM `SR/model/vgg_feature_extractor.py`, `SR/train.py`).
 
 All take NHWC images in [0, 1] and return logits of shape (B,) (the features: (B, H/16, W/16, 512)).
 """
@@ -205,7 +206,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class VGG19Features(nnx.Module):
   """torchvision `vgg19().features[:35]`: conv1_1 … conv5_4, 3×3 pad-1 convs with ReLU between
   them and 2×2 max-pools at torchvision's places, ending at conv5_4 **before** its ReLU
-  (20,024,384 parameters). ESRGAN's perceptual-loss network (spec-sfm §5.2).
+  (20,024,384 parameters). ESRGAN's perceptual-loss network (SFM
+  `SR/model/vgg_feature_extractor.py`).
 
   Weights: only from a converted torchvision file (`python -m sfm_jax.convert vgg19.pth --arch
   vgg19_features`, which drops the `classifier.*` keys); the random init is a placeholder. The

@@ -58,7 +58,8 @@ class FFDNet(nnx.Module):
   """FFDNet (Zhang et al. 2018; Tassano's IPOL implementation): a DnCNN body on the 2×2
   pixel-unshuffled image with a noise-level map concatenated first.
 
-  Gray: 15 layers × 64 features (486,080 parameters); colour: 12 × 96 (spec-natsr §C.4).
+  Gray: 15 layers × 64 features (486,080 parameters); colour: 12 × 96 (IPOL FFDNet `models.py`,
+  as used by the MVA DELIRES TP1 template).
 
   Args:
     noisy: (B, H, W, C) in [0, 1] with H, W even (pad odd sizes by replication first).
@@ -66,6 +67,8 @@ class FFDNet(nnx.Module):
   Returns:
     (B, H, W, C) clean estimate = noisy − estimated noise.
   """
+
+  size_multiple = 2  # the 2×2 pixel unshuffle: inference pads H, W to even sizes
 
   def __init__(self, channels: int = 1, num_layers: int | None = None,
                features: int | None = None, *, rngs: nnx.Rngs):

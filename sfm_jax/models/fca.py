@@ -1,13 +1,14 @@
 """Frequency Consistent Adaptation (FCA; Ji et al., AAAI 2021) networks and losses.
 
-The three networks of the CENG501 reproduction (Cengiz, `Project_Cengiz/model.py`;
-spec-natsr-fca-mva §B.3–B.5) with the student's widths, so parameter counts match: the adaptation
+The three networks of the CENG501 reproduction (CENG501-Projects/CENG501-Spring2022,
+`Project_Cengiz/model.py`) with the student's widths, so parameter counts match: the adaptation
 generator G (`KernelEstimator`, 474,945 parameters), the Frequency Density Comparator
 (`FrequencyDensityComparator`, 187,137) and the Wavelet Discriminator (`WaveletDiscriminator`,
 4,326,273). Images are NHWC floats in [0, 1]. Convs use PyTorch's `padding="same"` (odd kernels:
 symmetric) except the strided ones, which are the student's `Conv2dSame` = TF/Flax "SAME" (the
 extra pad row/column at the bottom/right). BatchNorm has PyTorch's defaults; call `model.eval()`
-for running statistics. Decisions on the spec's ambiguities (§B.8) are in each class docstring.
+for running statistics. Where the paper and the reproduction differ, each class docstring says
+which one is followed (summary: `docs/deviations.md`, "FCA generator, comparator and losses").
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from sfm_jax.models.layers import batch_norm, conv, torch_default, torch_flatten
+from sfm_jax.models.layers import batch_norm, conv, conv_function, torch_default, torch_flatten
 from sfm_jax.ops import blur, haar_dwt, imresize
 from sfm_jax.ops._checks import check_batch, check_multiple_of
-from sfm_jax.ops.conv import conv_general_dilated
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 KERNEL_MODES = ("convolve", "multiply")
@@ -34,7 +34,7 @@ def conv_same(in_features: int, out_features: int, kernel: tuple[int, int], *,
   kh, kw = kernel
   return nnx.Conv(in_features, out_features, (kh, kw), padding=((kh // 2, kh // 2),
                                                                 (kw // 2, kw // 2)),
-                  kernel_init=torch_default, rngs=rngs, conv_general_dilated=conv_general_dilated)
+                  kernel_init=torch_default, rngs=rngs, conv_general_dilated=conv_function())
 
 
 def conv_tf_same(in_features: int, out_features: int, kernel: int, stride: int, *,
@@ -57,7 +57,7 @@ def adaptive_pool_matrix(in_len: int, out_len: int) -> np.ndarray:
   return matrix
 
 
-# --- Adaptation generator (§B.3) ----------------------------------------------------------------
+# --- Adaptation generator (`KernelEstimator` in model.py) -----------------------------------------
 
 
 class ResidualDsBlock(nnx.Module):
@@ -98,13 +98,13 @@ class ResidualBlock(nnx.Module):
 class KernelEstimator(nnx.Module):
   """FCA's adaptation generator G: x (B, H, W, C) in [0, 1] -> G(x) (B, H/4, W/4, C).
 
-  Body (the student's `KernelEstimator`, §B.3): convs 1×3, 3×1, 3×3 (C -> nf each) -> concat ->
+  Body (the student's `KernelEstimator`): convs 1×3, 3×1, 3×3 (C -> nf each) -> concat ->
   conv3×3 stride 2 (TF SAME) -> one ResidualDsBlock -> one ResidualBlock -> max-pool 2 ->
   conv1×1 -> ReLU -> conv1×1 (nf -> 1) = the kernel map (B, H/4, W/4, 1). 474,945 parameters with
   the defaults, whatever `kernel_mode` (the paper has 48 concat channels, 5 RDS blocks and 2
   residual blocks; the student's 192 / 1 / 1 are kept).
 
-  How the map degrades x (§B.8 item 1) is `kernel_mode`:
+  How the map degrades x (the paper and the student differ) is `kernel_mode`:
   - "convolve" (default; the paper's figure: an estimated blur kernel ⊗ the bicubic-downsampled
     image): the map is average-pooled (PyTorch adaptive pooling) to kernel_size² logits and a
     softmax over them gives one non-negative, sum-1 kernel per image (`kernels`); the image
@@ -181,7 +181,7 @@ class KernelEstimator(nnx.Module):
     return blur(down, self.kernels_from_map(kernel_map), padding="reflect")
 
 
-# --- Frequency Density Comparator (§B.4) --------------------------------------------------------
+# --- Frequency Density Comparator (`FreqDensityComparator` in model.py) ---------------------------
 
 
 class FrequencyDensityComparator(nnx.Module):
@@ -223,7 +223,7 @@ class FrequencyDensityComparator(nnx.Module):
     return self.encode(x) - self.encode(y)
 
 
-# --- Wavelet Discriminator (§B.5) ---------------------------------------------------------------
+# --- Wavelet Discriminator (`WaveletDiscriminator` in model.py) -----------------------------------
 
 
 def wavelet_high_bands(x: jax.Array) -> jax.Array:
@@ -272,7 +272,7 @@ class WaveletDiscriminator(nnx.Module):
     return self.score(x) - self.score(y)
 
 
-# --- Losses (§B.4, §B.5) ------------------------------------------------------------------------
+# --- Losses (the reproduction's train.py) ---------------------------------------------------------
 
 
 def fdc_loss(fdc: FrequencyDensityComparator, generated: jax.Array, patch: jax.Array,
@@ -280,7 +280,7 @@ def fdc_loss(fdc: FrequencyDensityComparator, generated: jax.Array, patch: jax.A
   """The student's L_FDC = mean(|C(x', G)−1| + |C(x^D, G)−1| + |C(x^U, G)−1|), a scalar.
 
   generated = G(x) and the random 128² crops patch = x', down = x^D, up = x^U, all (B, H, W, C).
-  All three targets are 1, as in the student's code (the paper's targets are unknown, §B.8).
+  All three targets are 1, as in the student's code (the paper's public text does not give them).
   """
   terms = [jnp.abs(fdc(other, generated) - 1.0) for other in (patch, down, up)]
   return jnp.mean(terms[0] + terms[1] + terms[2])

@@ -1,4 +1,4 @@
-"""IKC (Gu et al. 2019) as in SFM's `SR/IKC` (spec-sfm §5.2): the SFTMD super-resolver
+"""IKC (Gu et al. 2019) as in SFM's `SR/IKC/models/modules/sftmd_arch.py`: the SFTMD super-resolver
 conditioned on a PCA kernel code, the kernel Predictor and the iterative Corrector."""
 
 from __future__ import annotations
@@ -111,3 +111,20 @@ class Corrector(nnx.Module):
     x = jnp.concatenate([x, _code_map(c, x)], axis=-1)
     x = lrelu(self.fuse[1](lrelu(self.fuse[0](x))))
     return code + jnp.mean(self.fuse[2](x), axis=(1, 2))
+
+
+def iterative_correction(sftmd, predictor, corrector, lr: jax.Array, corrections: int):
+  """IKC's test loop (IKC `codes/test.py`): the Predictor's code, then `corrections` times
+  SR = sftmd(lr, code), code <- corrector(SR, code). sftmd, predictor and corrector are any
+  callables with the signatures of `SFTMD`, `Predictor` and `Corrector`.
+
+  lr (B, h, w, C) -> [(SR (B, s·h, s·w, C), code (B, L))]: corrections + 1 pairs, for the
+  Predictor's code and after each Corrector step."""
+  code = predictor(lr)
+  results = []
+  for step in range(corrections + 1):
+    sr = sftmd(lr, code)
+    results.append((sr, code))
+    if step < corrections:
+      code = corrector(sr, code)
+  return results

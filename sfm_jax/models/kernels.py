@@ -1,12 +1,14 @@
 """Trainable blur kernels for kernel estimation through a frozen SR network (MVA DELIRES TP1,
-spec-natsr-fca-mva §C.6): the "trainable convolution blur K" of `finding_blur_operator.png`.
+balthazarneveu/MVA24-delire, question 11): the "trainable convolution blur K" of the TP's
+`finding_blur_operator.png`.
 
-The TP gives only the idea; the parametrisations are this port's choices (§C.6 [ambiguous]):
+The TP gives only the idea; the parametrisations are this port's choices (`docs/deviations.md`,
+"Kernel estimation through a frozen SR network"):
 
 - `GaussianKernel`: an isotropic Gaussian with one parameter, log σ (σ > 0 by construction), or
   with `anisotropic=True` log σx, log σy and the angle θ (`ops.anisotropic_gaussian_kernel`).
 - `FreeKernel`: k×k free pixels through a softmax, so the kernel is non-negative and sums to 1
-  (the spec's suggestion); the logits start at the Gaussian of `sigma` (0: uniform).
+  by construction; the logits start at the Gaussian of `sigma` (0: uniform).
 
 Both are called without inputs, `kernel_module() -> (size, size)` float32 summing to 1, take
 `rngs` only to fit the model registry (they draw nothing), and report a σ (`.sigma`).
@@ -94,7 +96,7 @@ class FreeKernel(nnx.Module):
   """A free k×k blur kernel: softmax over k×k logits (non-negative, sums to 1).
 
   Args:
-    size: odd kernel size (the spec suggests 13 or 15).
+    size: odd kernel size (13 or 15 suit ×2 blur kernels).
     sigma: the logits start as −r²/(2σ²), i.e. exactly the Gaussian of σ; 0 starts from the
       uniform (box) kernel.
   """

@@ -2,15 +2,45 @@
 
 Every conv uses explicit symmetric padding (PyTorch `padding=p`), so ported weights give the
 same outputs; kernels are HWIO (PyTorch OIHW transposed by (2, 3, 1, 0)).
+
+Models are plain Flax by default: `conv` builds an `nnx.Conv` on `lax.conv_general_dilated` and
+`batch_norm` an `nnx.BatchNorm`, so `jax.jvp`, `jax.jacfwd` and every backend's own gradients
+work through them. Inside `cpu_kernels()` (which `models.get_model(..., cpu_kernels=True)` and
+the training loop on a CPU use) the same calls build the CPU training kernels instead: the
+folded weight gradient of `ops.conv` and the one-pass `OnePassBatchNorm`. Both have the same
+variables and forward values (within float rounding), so weights move freely between the two.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.ops.conv import conv_general_dilated
+from sfm_jax.ops import conv as cpu_conv
+
+_CPU_KERNELS = contextvars.ContextVar("sfm_jax_cpu_kernels", default=False)
+
+
+@contextlib.contextmanager
+def cpu_kernels(enabled: bool = True):
+  """Models constructed inside this block use the CPU training kernels (if `enabled`).
+
+  The choice is made at construction: the kernel is part of each layer's static graph."""
+  token = _CPU_KERNELS.set(bool(enabled))
+  try:
+    yield
+  finally:
+    _CPU_KERNELS.reset(token)
+
+
+def conv_function():
+  """The `conv_general_dilated` that new convs use: lax's, or `ops.conv`'s under
+  `cpu_kernels()` (same forward, folded weight gradient on CPU)."""
+  return cpu_conv.conv_general_dilated if _CPU_KERNELS.get() else jax.lax.conv_general_dilated
 
 # PyTorch kaiming_normal_(a=0, mode='fan_in'): an untruncated N(0, 2/fan_in) (SFM's init).
 kaiming_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -26,17 +56,15 @@ def lrelu(x: jax.Array) -> jax.Array:
 def conv(in_features: int, out_features: int, kernel: int = 3, *, rngs: nnx.Rngs,
          stride: int = 1, dilation: int = 1, padding: int | None = None, use_bias: bool = True,
          kernel_init=torch_default) -> nnx.Conv:
-  """A 2-D conv with PyTorch semantics: padding defaults to dilation·(kernel − 1)/2.
-
-  Stride-1 "same" convs take their weight gradient through `ops.conv` (faster on CPU)."""
+  """A 2-D conv with PyTorch semantics: padding defaults to dilation·(kernel − 1)/2."""
   pad = dilation * (kernel - 1) // 2 if padding is None else padding
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
                   padding=((pad, pad), (pad, pad)), kernel_dilation=(dilation, dilation),
                   use_bias=use_bias, kernel_init=kernel_init, rngs=rngs,
-                  conv_general_dilated=conv_general_dilated)
+                  conv_general_dilated=conv_function())
 
 
-class BatchNorm(nnx.BatchNorm):
+class OnePassBatchNorm(nnx.BatchNorm):
   """`nnx.BatchNorm` whose training-mode output is one multiply-add per element.
 
   Training mode normalises with the batch statistics as x·a + b, where
@@ -63,9 +91,12 @@ class BatchNorm(nnx.BatchNorm):
     return x * multiplier + (self.bias[...] - mean * multiplier)
 
 
-def batch_norm(features: int, *, rngs: nnx.Rngs, scale_init=nnx.initializers.ones) -> BatchNorm:
-  """BatchNorm2d with PyTorch's defaults: momentum 0.1 (Flax 0.9), eps 1e-5."""
-  return BatchNorm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, rngs=rngs)
+def batch_norm(features: int, *, rngs: nnx.Rngs,
+               scale_init=nnx.initializers.ones) -> nnx.BatchNorm:
+  """BatchNorm2d with PyTorch's defaults: momentum 0.1 (Flax 0.9), eps 1e-5; the one-pass
+  form under `cpu_kernels()`."""
+  norm = OnePassBatchNorm if _CPU_KERNELS.get() else nnx.BatchNorm
+  return norm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, rngs=rngs)
 
 
 def sfm_bn_scale_init(key, shape, dtype=jnp.float32):

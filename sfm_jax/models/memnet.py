@@ -1,4 +1,4 @@
-"""MemNet (Tai et al. 2017) as in SFM's `Denoising/models.py` (spec §3.2)."""
+"""MemNet (Tai et al. 2017) as in SFM's `Denoising/models.py` (majedelhelou/SFM)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RIDNet (Anwar & Barnes 2019) as in SFM's `RIDmodel` (spec §3.4)."""
+"""RIDNet (Anwar & Barnes 2019) as in SFM's `Denoising/models.py` and `Denoising/RIDmodel/`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 class MeanShift(nnx.Module):
-  """A 1×1 conv initialised to x ± mean. Trainable, as in the original (spec A17)."""
+  """A 1×1 conv initialised to x ± mean. Trainable, as in the original, whose
+  `requires_grad = False` only sets a module attribute (`RIDmodel/common.py`)."""
 
   def __init__(self, mean: np.ndarray, sign: float, *, rngs: nnx.Rngs):
     c = len(mean)
@@ -82,7 +83,7 @@ class Block(nnx.Module):
 class RIDNet(nnx.Module):
   """RIDNet: mean shift, head conv, 4 feature-attention blocks, tail conv, mean shift back,
   plus the input. Gray: 1,497,045 parameters. Colour works here (the original's colour variant
-  crashes, spec A17) with the per-channel DIV2K mean.
+  crashes on `torch.as_tensor(rgb_mean).view(1)`) with the per-channel DIV2K mean.
 
   Args:
     noisy: (B, H, W, C) in [0, 1].

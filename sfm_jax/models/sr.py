@@ -2,7 +2,8 @@
 
 All take (B, h, w, C) low-resolution images in [0, 1] and return (B, s·h, s·w, C) (KMSR returns
 the input size: it expects a pre-upscaled image). Parameter counts equal the originals', counting
-what the forward pass uses (spec-sfm §5.2, spec-natsr-fca-mva §A.2 and §C.5).
+what the forward pass uses (majedelhelou/SFM `SR/model/*.py` and `SR/IKC`, JWSoh/NatSR
+`model.py`, yjn870/RDN-pytorch `models.py` as used by the MVA DELIRES TP1).
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ class KMSRResBlock(nnx.Module):
 
 
 class KMSR(nnx.Module):
-  """KMSR's ResBlockNet: no upsampler and no global residual (spec A12), so it maps an LR image
+  """KMSR's ResBlockNet (SFM `SR/model/KMSR.py`): no upsampler and no global residual (both are
+  commented out in the original; see `docs/deviations.md`, "KMSR input"), so it maps an LR image
   already upscaled to the HR size to the HR estimate (RGB: 1,185,152 parameters)."""
 
   def __init__(self, channels: int = 3, nf: int = 64, blocks: int = 16, *, rngs: nnx.Rngs):

@@ -1,4 +1,5 @@
-"""The Noise2Noise / Noise2Self U-Net of SFM's microscopy experiments (`UnetN2N`, spec §4.1)."""
+"""The Noise2Noise / Noise2Self U-Net of SFM's microscopy experiments (majedelhelou/SFM
+`Denoising/Microscopy/models/unet.py`, `UnetN2N`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class UNet(nnx.Module):
   Returns:
     (B, H, W, C) linear output (the clean estimate).
   """
+
+  size_multiple = 32  # five 2×2 poolings: inference pads H, W to multiples of this
 
   def __init__(self, channels: int = 1, features: int = 48, *, rngs: nnx.Rngs):
     f, d = features, 2 * features

@@ -139,7 +139,7 @@ def kernel_pca(size: int = 21, sigma_range: tuple[float, float] = (0.2, 4.0),
 
   Columns are orthonormal and sum to ~0 (directions of the centred kernels); each column's sign
   makes the code of the σ = 2.6 kernel (IKC's default) positive. With the defaults this
-  reproduces IKC's released `pca_matrix.pth` codes within ~0.005 (spec-sfm §5.2).
+  reproduces the codes of IKC's released `pca_matrix.pth` (SFM `SR/IKC`) within ~0.005.
 
   Returns:
     float32 (size², components); code = kernel.reshape(-1) @ basis (see `kernel_codes`).

@@ -1,6 +1,6 @@
 """SFM frequency masks over DCT-II coefficients, with the authors' exact geometry.
 
-Geometry (SFM `utils_SFM.py`, spec §1.2): coefficient (i, j) of an H×W DCT lies at distance
+Geometry (majedelhelou/SFM `utils_SFM.py`): coefficient (i, j) of an H×W DCT lies at distance
 D[i, j] = sqrt(i² + j²) from the DC corner, and band edges are fractions of
 `radius = sqrt(H² + W²)` (not of the largest D). A mask is 1 where a coefficient is kept and 0
 where it is dropped; the SFM masks drop the open band a1 < D < a2 (strict bounds), the low/high

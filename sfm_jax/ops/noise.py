@@ -43,7 +43,8 @@ def add_awgn(key: jax.Array, images: jax.Array, sigma, *, clip: bool = False):
   """Adds AWGN of level σ (0–255 scale, scalar or (B,)) to (B, H, W, C) images in [0, 1].
 
   Returns (noisy, noise). `clip=True` clamps the noisy images to [0, 1] as the SFM test protocol
-  does (spec §2.3); training inputs are not clipped in the original.
+  does (SFM `Denoising/test.py`; `docs/deviations.md`, "Denoising test protocol"); training
+  inputs are not clipped in the original.
   """
   check_float_images(images, min_rank=4)
   noise = gaussian_noise(key, images.shape, sigma).astype(images.dtype)

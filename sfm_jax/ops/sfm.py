@@ -110,7 +110,8 @@ def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
       sqrt(H² + W²). The released denoisers use 0.85 / 0.15.
     unselected: what happens to images SFM does not select. "keep" (default; the paper and the
       README snippet) leaves them unchanged; "zero" replaces them with zeros, as every released
-      training script does (spec A1), for parity with the released checkpoints.
+      training script does (e.g. SFM `Denoising/train.py`), for parity with the released
+      checkpoints; see `docs/deviations.md`, "Unselected images in an SFM batch".
     keep_prob: keep probability of each coefficient in mode "random".
   Returns:
     (masked images (B, H, W, C), effective masks (B, H, W)). The mask of an unselected image is

@@ -45,7 +45,8 @@ def radial_power_spectrum(images: jax.Array, num_bins: int = 32):
 
 @functools.partial(jax.jit, static_argnames="method")
 def frequency_density(gray: jax.Array, method: str = "notebook") -> jax.Array:
-  """FCA's "frequency density" curve of a set of gray patches (spec-natsr-fca-mva §B.7).
+  """FCA's "frequency density" curve of a set of gray patches (the CENG501 reproduction's
+  `frequency_density.ipynb`; see `docs/deviations.md`, "Frequency density").
 
   Args:
     gray: float (N, H, W) or (N, H, W, 1) gray patches; the notebook used 0–255 values.

@@ -1,4 +1,5 @@
-"""Thresholding functions of the MVA DCT-denoiser practical (spec-natsr-fca-mva §C.2).
+"""Thresholding functions of the MVA DCT-denoiser practical (balthazarneveu/MVA24-delire, TP1
+report and `TP_1/hard_tresholding.ipynb`).
 
 All are elementwise and differentiable almost everywhere in x; `differentiable_hard_threshold`
 is also differentiable in the threshold T, so T can be learned. It tends to the hard threshold as

@@ -1,0 +1,121 @@
+"""Models are plain Flax by default (forward-mode autodiff works through every registered model)
+and the CPU training kernels, injected at construction, change neither values nor gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from sfm_jax.models import MODELS, get_model
+
+# (tiny constructor arguments, input shapes) per registered model; a (B,) noise level follows
+# a denoiser's image, a (B, 10) kernel code is the second input of SFTMD and the Corrector.
+TINY = {
+    "dncnn": ({"num_layers": 3, "features": 8}, [(2, 16, 16, 1), (2,)]),
+    "memnet": ({"features": 4, "num_memblock": 2, "num_resblock": 1}, [(2, 16, 16, 1), (2,)]),
+    "ridnet": ({"features": 16, "reduction": 4, "num_blocks": 1}, [(1, 16, 16, 1), (1,)]),
+    "ffdnet": ({"num_layers": 3, "features": 8}, [(2, 16, 16, 1), (2,)]),
+    "dct_denoiser": ({"patch": 4, "learnable": True, "threshold": "soft"}, [(1, 16, 16, 1), (1,)]),
+    "unet": ({"features": 8}, [(1, 32, 32, 1), (1,)]),
+    "rrdb": ({"nb": 1, "nf": 8, "gc": 4}, [(1, 6, 6, 1)]),
+    "rcan": ({"groups": 1, "blocks": 1, "nf": 16}, [(1, 6, 6, 1)]),
+    "rdn": ({"blocks": 1, "layers": 2, "g0": 8, "g": 4}, [(1, 6, 6, 3)]),
+    "frsr": ({"nf": 8}, [(1, 4, 4, 3)]),
+    "kmsr": ({"nf": 8, "blocks": 1}, [(1, 9, 9, 3)]),
+    "sftmd": ({"nf": 8, "blocks": 1}, [(1, 6, 6, 3), (1, 10)]),
+    "ikc_predictor": ({"nf": 8}, [(1, 8, 8, 3)]),
+    "ikc_corrector": ({"nf": 8}, [(1, 16, 16, 3), (1, 10)]),
+    "vgg_discriminator": ({"nf": 4}, [(1, 128, 128, 1)]),
+    "natsr_discriminator": ({"nf": 4}, [(1, 32, 32, 3)]),
+    "nmd": ({"nf": 4}, [(1, 32, 32, 3)]),
+    "vgg19_features": ({}, [(1, 16, 16, 3)]),
+    "fca_generator": ({"nf": 8}, [(1, 32, 32, 3)]),
+    "fca_fdc": ({"nf": 4}, [(1, 16, 16, 3), (1, 16, 16, 3)]),
+    "fca_wavelet_d": ({"nf": 4}, [(1, 128, 128, 3), (1, 128, 128, 3)]),
+    "gaussian_kernel": ({"size": 7}, []),
+    "free_kernel": ({"size": 7}, []),
+}
+
+
+def test_every_registered_model_has_a_tiny_version():
+  assert set(TINY) == set(MODELS)
+
+
+def inputs(shapes, seed=0):
+  keys = jax.random.split(jax.random.key(seed), max(len(shapes), 1))
+  return [jax.random.uniform(k, s, minval=0.05, maxval=0.3 if len(s) < 4 else 1.0)
+          for k, s in zip(keys, shapes, strict=False)]
+
+
+def as_function(model):
+  """(f(params, *inputs) -> output, params): the model's output as a function of its Params."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  return (lambda params, *xs: nnx.merge(graphdef, params, rest)(*xs)), params
+
+
+def directional_derivative(name, with_reverse: bool):
+  """(<u, J·t> by jax.jvp, <Jᵀ·u, t> by jax.vjp or None) of the tiny model's output with
+  respect to its parameters, for random tangents t and output cotangents u."""
+  kwargs, shapes = TINY[name]
+  model = get_model(name, **kwargs)
+  model.eval()  # running statistics: the function has no side effects to trace
+  f, params = as_function(model)
+  xs = inputs(shapes)
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(7), len(leaves))
+  tangent = treedef.unflatten([jax.random.normal(k, x.shape)
+                               for k, x in zip(keys, leaves, strict=True)])
+  out, forward = jax.jit(lambda p, t: jax.jvp(lambda p: f(p, *xs), (p,), (t,)))(params, tangent)
+  cotangent = jax.random.normal(jax.random.key(8), out.shape)
+  through_jvp = float(jnp.vdot(cotangent, forward))
+  if not with_reverse:
+    return through_jvp, None
+  (reverse,) = jax.jit(lambda p, u: jax.vjp(lambda p: f(p, *xs), p)[1](u))(params, cotangent)
+  return through_jvp, sum(float(jnp.vdot(a, b)) for a, b in
+                          zip(jax.tree.leaves(reverse), jax.tree.leaves(tangent), strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_jvp_through_every_model_on_the_default_path(name):
+  through_jvp, _ = directional_derivative(name, with_reverse=False)
+  assert np.isfinite(through_jvp) and through_jvp != 0.0
+
+
+@pytest.mark.parametrize("name", ["dncnn", "rrdb", "fca_generator"])
+def test_forward_mode_agrees_with_reverse_mode(name):
+  """<u, J·t> (jax.jvp) = <Jᵀ·u, t> (jax.vjp): the plain layers' two modes are one derivative."""
+  through_jvp, through_vjp = directional_derivative(name, with_reverse=True)
+  np.testing.assert_allclose(through_jvp, through_vjp, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["dncnn", "memnet", "fca_generator"])
+def test_cpu_kernels_give_the_same_values_and_gradients(name):
+  """The folded weight gradient and one-pass BatchNorm, injected by cpu_kernels=True, against
+  plain Flax in training mode (batch statistics), for the loss Σ sin(model(x))."""
+  kwargs, shapes = TINY[name]
+  xs = inputs(shapes, seed=1)
+  results = []
+  for cpu_kernels in (False, True):
+    model = get_model(name, seed=3, cpu_kernels=cpu_kernels, **kwargs)
+    model.train()
+    loss, grads = nnx.jit(nnx.value_and_grad(lambda m, xs: jnp.sum(jnp.sin(m(*xs)))))(model, xs)
+    results.append((loss, nnx.state(grads, nnx.Param), nnx.state(model, nnx.BatchStat)))
+  (plain_loss, plain_grads, plain_stats), (cpu_loss, cpu_grads, cpu_stats) = results
+  np.testing.assert_allclose(cpu_loss, plain_loss, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(cpu_grads), jax.tree.leaves(plain_grads), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(cpu_stats), jax.tree.leaves(plain_stats), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_kernels_are_chosen_at_construction_only():
+  plain = get_model("dncnn", num_layers=3, features=8)
+  fast = get_model("dncnn", num_layers=3, features=8, cpu_kernels=True)
+  assert type(plain.body.norms[0]) is nnx.BatchNorm
+  assert type(fast.body.norms[0]).__name__ == "OnePassBatchNorm"
+  assert plain.body.convs[0].conv_general_dilated is jax.lax.conv_general_dilated
+  assert fast.body.convs[0].conv_general_dilated is not jax.lax.conv_general_dilated
+  # The same variables: weights move between the two freely.
+  assert (jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(plain)))
+          == jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(fast))))
