@@ -5,11 +5,10 @@ Resumes from the latest checkpoint in --workdir. The logic lives in sfm_jax.trai
 
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from sfm_jax import xla_cpu
-from sfm_jax.cli import config_value, parse_flags, report_user_errors
+from sfm_jax import cli, xla_cpu
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. "
                                           "configs/quickstart.py.", lock_config=True)
@@ -22,10 +21,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and weights g
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # library INFO logs off; --verbosity=0 shows them
-  from sfm_jax.cli import default_workdir
-  from sfm_jax.train.loop import train_and_evaluate
+  cli.quiet_library_logs()
+  from sfm_jax.train.loop import train_and_evaluate  # after the logs are quietened
 
   if flags.FLAGS["config"].value is None and not flags.FLAGS["config"].present:
     raise app.UsageError("pass --config, e.g. --config configs/quickstart.py")
@@ -34,10 +31,12 @@ def main(argv):
     import jax
 
     jax.distributed.initialize()
-  with report_user_errors():
-    train_and_evaluate(config_value(_CONFIG), _WORKDIR.value or default_workdir(config_path))
+  with cli.report_user_errors():
+    workdir = _WORKDIR.value or cli.default_workdir(config_path)
+    train_and_evaluate(cli.config_value(_CONFIG), workdir)
 
 
 if __name__ == "__main__":
   xla_cpu.enable()  # YNNPACK convolutions on CPU; before JAX starts (SFM_JAX_YNNPACK=0: off)
-  sys.exit(app.run(main, flags_parser=parse_flags))
+  cli.quiet_library_logs()
+  sys.exit(app.run(main, flags_parser=cli.parse_flags))

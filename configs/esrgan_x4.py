@@ -1,6 +1,6 @@
-"""ESRGAN ×4 as SFM trains it (spec-sfm §5.2–5.3): gray RRDBNet generator against the VGG-128
-discriminator, L_G = 0.01·L1 + 1.0·L1(VGG19 conv5_4) + 0.005·RaGAN (mean of the two terms),
-Adam 1e-4 with weight decay 1e-5 for both networks, 128×128 HR patches, batch 16.
+"""ESRGAN ×4 as SFM trains it (majedelhelou/SFM `SR/train.py`): gray RRDBNet generator against
+the VGG-128 discriminator, L_G = 0.01·L1 + 1.0·L1(VGG19 conv5_4) + 0.005·RaGAN (mean of the two
+terms), Adam 1e-4 with weight decay 1e-5 for both networks, 128×128 HR patches, batch 16.
 
 The perceptual loss needs torchvision's VGG19 weights, converted once:
   python -m sfm_jax.convert vgg19-dcbb9e9d.pth --arch vgg19_features --out vgg19.msgpack

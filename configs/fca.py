@@ -1,8 +1,9 @@
-"""Frequency Consistent Adaptation (spec-natsr-fca-mva §B), as the CENG501 reproduction trains
-it: DIV2K HR halved (the DSGAN clean-up), 512×512 source patches, batch 4, G / FDC / wavelet D
-each with Adam 1e-4 (β 0.5 / 0.999) on the one loss 1·L_FDC + 0.001·L_WD; curriculum scale 3.5
-then 1.2 after half the steps; lr constant for half the steps, then linearly to 0 (the
-student's 250 + 250 epochs of 200 steps).
+"""Frequency Consistent Adaptation (Ji et al., AAAI 2021), as the CENG501 reproduction
+(CENG501-Projects/CENG501-Spring2022, `Project_Cengiz/train.py`) trains it: DIV2K HR halved
+(the DSGAN clean-up), 512×512 source patches, batch 4, G / FDC / wavelet D each with Adam 1e-4
+(β 0.5 / 0.999) on the one loss 1·L_FDC + 0.001·L_WD; curriculum scale 3.5 then 1.2 after half
+the steps; lr constant for half the steps, then linearly to 0 (the student's 250 + 250 epochs of
+200 steps).
 
   python train.py --config configs/fca.py --workdir runs/fca
   python eval.py --task fca --config configs/fca.py --workdir runs/fca --dataset FOLDER \
@@ -12,18 +13,13 @@ The student's element-wise "kernel": --config.model.kwargs.kernel_mode=multiply.
 
 import ml_collections
 
-from sfm_jax.config_base import denoising_config
+from sfm_jax.config_base import base_config, critic_model
 
 
 def get_config():
-  c = denoising_config()
-  c.model.name = "fca_generator"
-  c.model.kwargs = ml_collections.ConfigDict({
-      "channels": 3, "nf": 64, "kernel_mode": "convolve", "kernel_size": 13,
-      "faithful_rds_bug": False})
+  c = base_config("fca_generator", channels=3, kernel_mode="convolve", kernel_size=13)
   c.data.source = "tfds:div2k/bicubic_x4:train"
   c.data.val_source = "tfds:div2k/bicubic_x4:validation"
-  c.data.channels = 3
   c.data.patch_size = c.data.stride = 512
   c.data.scales = (0.5,)
   c.task = ml_collections.ConfigDict({
@@ -32,7 +28,7 @@ def get_config():
   c.critics = ml_collections.ConfigDict()
   for name, model in (("fdc", "fca_fdc"), ("wd", "fca_wavelet_d")):
     c.critics[name] = ml_collections.ConfigDict({
-        "model": {"name": model, "kwargs": {"channels": 3, "nf": 64}},
+        "model": critic_model(model, channels=3, nf=64),
         "optim": {"learning_rate": c.optim.get_ref("learning_rate")}})
   c.optim.learning_rate = 1e-4
   c.optim.b1, c.optim.b2 = 0.5, 0.999

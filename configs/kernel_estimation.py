@@ -1,7 +1,7 @@
-"""Blur-kernel estimation through a frozen SR network (MVA DELIRES TP1 Q11, spec-natsr-fca-mva
-§C.6): HR -> trainable blur K -> MATLAB bicubic ↓2 -> frozen SR net -> MSE against HR, Adam on K
-only (300 steps, 8 HR patches of 96² per step). Train an SR network for a known blur first, then
-estimate it back:
+"""Blur-kernel estimation through a frozen SR network (MVA DELIRES TP1 Q11,
+balthazarneveu/MVA24-delire; choices in `docs/deviations.md`): HR -> trainable blur K -> MATLAB
+bicubic ↓2 -> frozen SR net -> MSE against HR, Adam on K only (300 steps, 8 HR patches of 96²
+per step). Train an SR network for a known blur first, then estimate it back:
 
   python train.py --config configs/sr_quick.py --workdir runs/sr_blur16 \
       --config.task.blur_sigma_range='(1.6, 1.6)'
@@ -16,7 +16,7 @@ SR network; --config.task.downsample=decimate blurs and keeps every scale-th pix
 
 import ml_collections
 
-from sfm_jax.config_base import sr_config
+from sfm_jax.config_base import eval_fields, model_config, sr_config
 
 KERNELS = {
     "gaussian": ("gaussian_kernel", {"size": 21, "sigma": 1.0, "anisotropic": False}),
@@ -31,7 +31,8 @@ def get_config(kernel: str = "gaussian"):
                      f"{sorted(KERNELS)}.")
   name, kwargs = KERNELS[kernel]
   c = sr_config(name, 2)
-  c.model.kwargs = ml_collections.ConfigDict(kwargs)
+  c.model = model_config(name, **kwargs)
+  c.eval = eval_fields("shared")
   c.data.source = c.data.val_source = "builtin"
   c.data.patch_size = c.data.stride = 96
   c.task = ml_collections.ConfigDict({"kind": "kernel", "scale": 2, "sr_weights": "",

@@ -1,5 +1,6 @@
-"""Noise2Self U-Net (spec §4.2–4.3): 3×3 grid masking with uniform fill, loss on the masked
-pixels only; Adam(1e-5, β2 0.99), batch 64, SFM off (enable with task.sfm_rate=0.5)."""
+"""Noise2Self U-Net (SFM `Denoising/Microscopy/train_n2s.py` and `mask.py`): 3×3 grid masking
+with uniform fill, loss on the masked pixels only; Adam(1e-5, β2 0.99), batch 64, SFM off
+(enable with task.sfm_rate=0.5)."""
 
 from sfm_jax.config_base import bsd400_config
 

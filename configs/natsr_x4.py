@@ -1,4 +1,4 @@
-"""NatSR ×4 (spec-natsr-fca-mva §A.6): FRSR fine-tuned with L1 + 1e-3·naturalness (frozen NMD)
+"""NatSR ×4 (JWSoh/NatSR `train.py`): FRSR fine-tuned with L1 + 1e-3·naturalness (frozen NMD)
 + 1e-3·RaGAN against the spectrally normalised discriminator; 192×192 HR patches, batch 32,
 Adam 2e-4 halved to 1e-4 at 100k steps for both networks (the released code counts two
 global steps per iteration, so it halves at 50k: --config.optim.decay_steps=50000).

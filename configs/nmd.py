@@ -1,4 +1,4 @@
-"""NatSR's Natural Manifold Discriminator (spec-natsr-fca-mva §A.4): DIV2K HR 192×192 patches
+"""NatSR's Natural Manifold Discriminator (JWSoh/NatSR `Train_NMD/`): DIV2K HR 192×192 patches
 (stride 120, RGB), batch 32 (8 noisy inject_dct, 8 blurry α·HR + (1−α)·ILR, 16 natural), Adam
 1e-4, the σ / α curriculum checked every 100 steps on 200 held-out patches.
 
@@ -9,16 +9,13 @@ The released code moves α only when the windowed accuracy equals 95%:
 
 import ml_collections
 
-from sfm_jax.config_base import denoising_config
+from sfm_jax.config_base import base_config
 
 
 def get_config():
-  c = denoising_config()
-  c.model.name = "nmd"
-  c.model.kwargs = ml_collections.ConfigDict({"channels": 3, "nf": 64})
+  c = base_config("nmd", channels=3, nf=64)
   c.data.source = "tfds:div2k/bicubic_x4:train"
   c.data.val_source = "tfds:div2k/bicubic_x4:validation"
-  c.data.channels = 3
   c.data.patch_size, c.data.stride = 192, 120
   c.data.scales = (1.0,)
   c.task = ml_collections.ConfigDict({

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import sys
+
+from absl import flags, logging
 
 from sfm_jax.data.images import DataError
 
@@ -14,7 +17,7 @@ USER_ERRORS = (DataError, ValueError, FileNotFoundError)
 @contextlib.contextmanager
 def report_user_errors():
   """Turns a user's mistake into one line on stderr and exit status 2 (no traceback)."""
-  from sfm_jax.train.loop import TrainingError
+  from sfm_jax.train.loop import TrainingError  # the loop imports TensorFlow (via clu)
 
   try:
     yield
@@ -35,13 +38,37 @@ def _bad_flag(error: BaseException):
   sys.exit(2)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing that reports a bad --config (missing file, unknown field, wrong type) as
-  one line and exit status 2 instead of a traceback."""
-  from absl import flags
+def _verbose(argv: list[str]) -> bool:
+  return any(arg.split("=")[0] in ("--verbosity", "-v") for arg in argv)
 
+
+def quiet_library_logs(argv: list[str] | None = None) -> None:
+  """Keeps TensorFlow's C++ banners (oneDNN, CUDA probes) and the libraries' INFO logs off the
+  console unless --verbosity is given. Call before TensorFlow is imported."""
+  if _verbose(sys.argv if argv is None else argv):
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.set_verbosity(logging.WARNING)
+
+
+def _unknown_flag(error: flags.UnrecognizedFlagError):
+  """One line naming the wrong flag and this program's flags."""
+  main_flags = flags.FLAGS.get_key_flags_for_module(sys.argv[0])
+  names = sorted(f"--{flag.name}" for flag in main_flags)
+  print(f"error: unknown flag --{error.flagname}; this program takes {', '.join(names)} "
+        "(config fields as --config.a.b=value; --helpfull lists all).", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing that reports an unknown flag, or a bad --config (missing file, unknown
+  field, wrong type), as one line and exit status 2 instead of a traceback."""
   try:
     return flags.FLAGS(argv)
+  except flags.UnrecognizedFlagError as error:
+    if error.flagname.startswith("config."):
+      _bad_flag(error)
+    _unknown_flag(error)
   except (*_FLAG_ERRORS, flags.Error) as error:
     _bad_flag(error)
 

@@ -1,49 +1,84 @@
-"""The shared base of every denoising config: SFM's paper recipe (spec §2.1–2.2).
+"""The shared bases of the configs in `configs/`: SFM's paper recipes.
 
-Config files in `configs/` call `denoising_config()` and override fields; every field can also be
-overridden on the command line, e.g. `--config.train.steps=1000`.
+Config files call one of these builders and override fields; every field can also be overridden
+on the command line, e.g. `--config.train.steps=1000`. `model_config` lists every constructor
+argument of the model, so `--config.model.kwargs.num_layers=10` works for any model. Denoising
+configs carry the denoising protocol's `eval` fields, SR configs the SR protocol's
+(`eval_fields`); training validation and `eval.py` read them.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from sfm_jax.models import constructor_defaults
 
-def denoising_config() -> ml_collections.ConfigDict:
+
+def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
+  """{name, kwargs, init_weights} of a registered model: kwargs holds every constructor
+  argument (its default, or `overrides`), so any of them can be set from the command line."""
+  kwargs = ml_collections.ConfigDict()
+  for key, (default, kind) in constructor_defaults(name).items():
+    value = overrides.pop(key, default)
+    kwargs[key] = ml_collections.FieldReference(value, field_type=kind) if value is None else value
+  if overrides:
+    raise ValueError(f"model {name!r} takes no arguments {sorted(overrides)}; it takes "
+                     f"{sorted(kwargs)}.")
+  return ml_collections.ConfigDict({
+      "name": name, "kwargs": kwargs,
+      "init_weights": ""})  # a weights file (train.py / sfm_jax.convert) to fine-tune from
+
+
+def eval_fields(kind: str) -> ml_collections.ConfigDict:
+  """config.eval of a denoising ("denoise") or super-resolution ("sr") config, or only the
+  fields every validation reads ("shared": NMD, FCA, kernel estimation)."""
+  shared = {"max_val_images": -1,  # validation images used (-1: all)
+            "self_ensemble": False,  # eval.py: average the ×8 dihedral outputs
+            "tile": 0,  # > 0: tiled inference with tiles of this size (LR pixels for SR)
+            "tile_overlap": 32}  # context pixels around each tile
+  if kind == "shared":
+    return ml_collections.ConfigDict(shared)
+  if kind == "denoise":
+    return ml_collections.ConfigDict({
+        **shared,
+        "sigma": 25.0,  # validation σ during training (0–255 scale)
+        "sigmas": tuple(range(5, 101, 5)),  # eval.py: the SFM paper's protocol
+        "clip_noisy": True,  # clamp clean + noise to [0, 1] (SFM's test script)
+        "noise_seed": 0})  # the seed of the test noise (the same for every model)
+  if kind == "sr":
+    return ml_collections.ConfigDict({
+        **shared,
+        "tile_overlap": 16,
+        "blur_sigmas": (),  # eval.py: Gaussian blur σ sweep (empty: the training blur)
+        "kernel_size": 21,  # eval.py: the blur kernel size
+        "y_channel": True,  # score the Y channel (False: RGB)
+        "scale": 4})  # eval.py --bicubic: the scale (a model's comes with it)
+  raise ValueError(f"unknown eval kind {kind!r}; use 'denoise', 'sr' or 'shared'.")
+
+
+def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections.ConfigDict:
+  """The fields every config has: seed, model, data, optim, train, and the shared eval fields
+  (no task). `channels` sets data.channels and the model's channels (where it takes them)."""
+  if "channels" in constructor_defaults(model):
+    model_kwargs["channels"] = channels
   c = ml_collections.ConfigDict()
   c.seed = 0
-
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "dncnn"
-  c.model.kwargs = ml_collections.ConfigDict({"channels": 1})  # constructor overrides
-  c.model.init_weights = ""  # a weights file (train.py / sfm_jax.convert) to fine-tune from
+  c.model = model_config(model, **model_kwargs)
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "builtin"  # "builtin", an image folder, or "tfds:NAME[:SPLIT]"
   c.data.val_source = "builtin"
   c.data.tfds_data_dir = ""
-  c.data.channels = 1
+  c.data.channels = channels
   c.data.patch_size = 64
   c.data.stride = 32
   c.data.scales = (1.0, 0.9, 0.8, 0.7)
   c.data.aug_copies = 1  # one random dihedral copy per patch, as prepare_data(aug_times=2)
   c.data.max_train_images = -1  # -1: all
 
-  c.task = ml_collections.ConfigDict()
-  c.task.kind = "supervised"  # "supervised", "n2n", "n2s"
-  c.task.sigma_range = (0.0, 55.0)  # blind σ ~ U(lo, hi) on the 0–255 scale
-  c.task.noise = "white"  # "white", "low", "high", "brownian" (mask_train_noise)
-  c.task.sfm_rate = 0.0  # SFM off
-  c.task.sfm_mode = "targeted"
-  c.task.sfm_radius_perc = 0.85
-  c.task.sfm_sigma_perc = 0.15
-  c.task.sfm_unselected = "keep"  # paper; "zero" = the released scripts (spec A1)
-  c.task.sfm_keep_prob = 0.5
-  c.task.sfm_noise = False
-
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-3
-  c.optim.schedule = "step"  # "step" or "cosine_restarts"
+  c.optim.schedule = "step"  # "step", "cosine_restarts" or "linear_to_zero"
   c.optim.decay_epochs = (30,)  # step: lr × decay_factor at each of these epochs
   c.optim.decay_steps = ()  # step: ... and at each of these steps
   c.optim.decay_factor = 0.1
@@ -64,25 +99,34 @@ def denoising_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 1000
   c.train.keep_checkpoints = 3
   c.train.ema_decay = 0.0  # > 0 keeps an exponential moving average of the weights
+  c.train.cpu_kernels = "auto"  # CPU training kernels: "auto" (on a CPU), "on", "off"
+  c.eval = eval_fields("shared")
+  return c
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.sigma = 25.0  # periodic validation σ
-  c.eval.sigmas = tuple(range(5, 101, 5))  # eval.py default: the SFM paper's protocol
-  c.eval.clip_noisy = True  # clamp clean + noise to [0, 1] (spec §2.3)
-  c.eval.max_val_images = -1
-  c.eval.self_ensemble = False
-  c.eval.tile = 0  # > 0: tiled inference with tiles of this size
-  c.eval.tile_overlap = 32
+
+def denoising_config(model: str = "dncnn", **model_kwargs) -> ml_collections.ConfigDict:
+  """SFM's denoising recipe (SFM paper §4.1, majedelhelou/SFM `Denoising/train.py`)."""
+  c = base_config(model, channels=1, **model_kwargs)
+  c.task = ml_collections.ConfigDict()
+  c.task.kind = "supervised"  # "supervised", "n2n", "n2s"
+  c.task.sigma_range = (0.0, 55.0)  # blind σ ~ U(lo, hi) on the 0–255 scale
+  c.task.noise = "white"  # "white", "low", "high", "brownian" (mask_train_noise)
+  c.task.sfm_rate = 0.0  # SFM off
+  c.task.sfm_mode = "targeted"
+  c.task.sfm_radius_perc = 0.85
+  c.task.sfm_sigma_perc = 0.15
+  c.task.sfm_unselected = "keep"  # the paper; "zero": the released scripts (docs/deviations.md)
+  c.task.sfm_keep_prob = 0.5
+  c.task.sfm_noise = False
+  c.eval = eval_fields("denoise")
   return c
 
 
 def bsd400_config(model: str, **model_kwargs) -> ml_collections.ConfigDict:
   """The paper recipe on BSD400 for `model` (point data.source at your copy of BSD400)."""
-  c = denoising_config()
+  c = denoising_config(model, **model_kwargs)
   c.data.source = "data/BSD400"
   c.data.val_source = "data/BSD68"
-  c.model.name = model
-  c.model.kwargs.update(model_kwargs)
   return c
 
 
@@ -98,20 +142,22 @@ def with_sfm(c: ml_collections.ConfigDict, radius_perc: float = 0.85) -> ml_coll
 def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
   """SR on DIV2K HR patches through TFDS (`tfds build div2k` first, or point data.source at a
   folder of HR images): 32×32 LR patches, batch 16, Adam 1e-4 constant and L1, as SFM's SR
-  training effectively ran (spec A11). The task replaces the denoising fields."""
-  c = denoising_config()
-  c.model.name = model
-  c.model.kwargs = ml_collections.ConfigDict({"channels": channels, "scale": scale,
-                                              **model_kwargs})
+  training (`SR/train.py`) effectively ran; see docs/deviations.md, "SR learning-rate schedule".
+  The task replaces the denoising fields."""
+  if "scale" in constructor_defaults(model):
+    model_kwargs["scale"] = scale
+  c = base_config(model, channels=channels, **model_kwargs)
   c.data.source = f"tfds:div2k/bicubic_x{scale}:train"
   c.data.val_source = f"tfds:div2k/bicubic_x{scale}:validation"
-  c.data.channels = channels
   c.data.patch_size = c.data.stride = 32 * scale
   c.data.scales = (1.0,)
   c.task = ml_collections.ConfigDict({
       "kind": "sr", "scale": scale, "blur_sigma_range": (0.0, 0.0), "kernel_size": 21,
       "sfm_rate": 0.0, "sfm_mode": "central", "sfm_radius_perc": 0.85, "sfm_sigma_perc": 0.15,
       "sfm_unselected": "keep", "sfm_keep_prob": 0.5, "pre_upscale": False})
+  c.eval = eval_fields("sr")
+  c.eval.scale = scale
+  c.eval.kernel_size = c.task.get_ref("kernel_size")
   c.optim.learning_rate = 1e-4
   c.optim.decay_epochs = ()
   c.train.batch_size = 16
@@ -123,7 +169,8 @@ def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
 
 def with_sr_sfm(c: ml_collections.ConfigDict, mode: str = "central"):
   """SFM for SR as the paper describes it: rate 0.5, central mode, on the HR before degradation
-  (mode="random" is what the released SR code does, spec A3)."""
+  (mode="random" is what the released SR code does; see docs/deviations.md, "SFM mode for
+  super-resolution")."""
   c.task.sfm_rate = 0.5
   c.task.sfm_mode = mode
   return c
@@ -133,15 +180,12 @@ IKC_MODELS = {"sftmd": "sftmd", "predictor": "ikc_predictor", "corrector": "ikc_
 
 
 def ikc_config(stage: str) -> ml_collections.ConfigDict:
-  """One IKC stage as SFM's `SR/IKC/options` (spec-sfm §5.2): DIV2K HR, RGB ×4, 256 HR / 64 LR
+  """One IKC stage as SFM's `SR/IKC/options/train/*.yml`: DIV2K HR, RGB ×4, 256 HR / 64 LR
   patches, batch 32, Adam 1e-4 (β 0.9/0.99), blur σ ~ U(0.2, 4) on 21×21. SFM is off; the
-  paper's SFM is `--config.task.sfm_rate=0.5`, the released code's (spec A14)
-  `--config.task.sfm_rate=1.0 --config.task.sfm_mode=random`."""
+  paper's SFM is `--config.task.sfm_rate=0.5`, the released code's
+  (`SR/IKC/train_IKC.py`) `--config.task.sfm_rate=1.0 --config.task.sfm_mode=random`; see
+  docs/deviations.md, "IKC degradation, SFM and test"."""
   c = sr_config(IKC_MODELS[stage], 4, channels=3, nf=64)
-  if stage == "sftmd":
-    c.model.kwargs.blocks = 16
-  else:
-    del c.model.kwargs["scale"]
   c.task.kind = "ikc"
   c.task.stage = stage
   c.task.blur_sigma_range = (0.2, 4.0)
@@ -158,6 +202,13 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
   return c
 
 
+def critic_model(name: str, **kwargs) -> ml_collections.ConfigDict:
+  """{name, kwargs} of a network trained beside the main model (config.critics.X.model)."""
+  c = model_config(name, **kwargs)
+  del c["init_weights"]
+  return c
+
+
 def adversarial_sr_config(model: str, scale: int, channels: int, discriminator: str,
                           **discriminator_kwargs) -> ml_collections.ConfigDict:
   """SR against a discriminator (`config.critics.discriminator`, trained side by side with the
@@ -169,7 +220,6 @@ def adversarial_sr_config(model: str, scale: int, channels: int, discriminator: 
                  "nmd_weights": ""})
   c.critics = ml_collections.ConfigDict()
   c.critics.discriminator = ml_collections.ConfigDict({
-      "model": {"name": discriminator, "kwargs": {"channels": channels,
-                                                   **discriminator_kwargs}},
+      "model": critic_model(discriminator, channels=channels, **discriminator_kwargs),
       "optim": {"learning_rate": c.optim.get_ref("learning_rate"), "weight_decay": 0.0}})
   return c

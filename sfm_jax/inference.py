@@ -12,9 +12,6 @@ from flax import nnx
 
 from sfm_jax.data.patches import dihedral
 
-# Spatial size multiples some architectures need (the U-Net pools five times, FFDNet unshuffles).
-SIZE_MULTIPLE = {"unet": 32, "ffdnet": 2}
-
 
 def jit_apply(graphdef) -> Callable:
   """A jitted f(state, *inputs) = nnx.merge(graphdef, state)(*inputs); compiled once per graph

@@ -17,11 +17,14 @@ from flax import nnx, serialization
 from sfm_jax.models import get_model
 
 
-def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict):
-  """Writes `model`'s state and how to rebuild it to `path` (atomically)."""
+def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict,
+                 metadata: dict | None = None):
+  """Writes `model`'s state and how to rebuild it to `path` (atomically). `metadata` (plain
+  values) travels with it, e.g. {"task": config.task.kind, "eval": config.eval}: `eval.py
+  --weights` reads its evaluation settings from there."""
   state = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
   payload = {"format": "sfm-jax-weights/1", "model": {"name": name, "kwargs": dict(kwargs)},
-             "state": state}
+             "metadata": _plain(metadata or {}), "state": state}
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_suffix(path.suffix + ".tmp")
@@ -31,6 +34,19 @@ def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs:
 
 def load_weights(path: str | pathlib.Path) -> tuple[nnx.Module, str, dict]:
   """Rebuilds the model stored in `path`; returns (model, name, kwargs)."""
+  payload = _read(path)
+  name, kwargs = payload["model"]["name"], dict(payload["model"]["kwargs"])
+  model = get_model(name, **kwargs)
+  load_state_into(model, payload["state"], str(path))
+  return model, name, kwargs
+
+
+def weights_metadata(path: str | pathlib.Path) -> dict:
+  """The metadata saved with the weights in `path` ({} for files written without any)."""
+  return dict(_read(path).get("metadata", {}))
+
+
+def _read(path: str | pathlib.Path) -> dict:
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"weights file {path} not found; pass a file written by train.py "
@@ -40,10 +56,7 @@ def load_weights(path: str | pathlib.Path) -> tuple[nnx.Module, str, dict]:
   except Exception:
     raise ValueError(f"{path} is not an sfm-jax weights file (msgpack); convert PyTorch .pth "
                      "files with python -m sfm_jax.convert first.") from None
-  name, kwargs = payload["model"]["name"], dict(payload["model"]["kwargs"])
-  model = get_model(name, **kwargs)
-  load_state_into(model, payload["state"], str(path))
-  return model, name, kwargs
+  return payload
 
 
 def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
@@ -65,6 +78,15 @@ def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
     raise ValueError(f"{origin} does not fit the model: {details}.")
   nnx.replace_by_pure_dict(state, pure_state)
   nnx.update(model, state)
+
+
+def _plain(value):
+  """`value` with tuples as lists and dicts as plain dicts (what msgpack stores)."""
+  if isinstance(value, dict):
+    return {str(k): _plain(v) for k, v in value.items()}
+  if isinstance(value, list | tuple):
+    return [_plain(v) for v in value]
+  return value
 
 
 def _flatten(tree, prefix=()):

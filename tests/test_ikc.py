@@ -9,14 +9,15 @@ import pytest
 from flax import nnx
 
 from sfm_jax import ops
-from sfm_jax.evaluate import evaluate_ikc
+from sfm_jax.evaluation.ikc import evaluate_ikc
 from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model
-from sfm_jax.tasks.ikc import IKCTask, gaussian_codes, iterative_correction
+from sfm_jax.models.ikc import iterative_correction
+from sfm_jax.tasks.ikc import IKCTask, gaussian_codes
 from sfm_jax.train.loop import make_train_step
 from sfm_jax.weights import save_weights
 
-# spec-sfm §5.2: codes of IKC's released pca_matrix.pth (441 × 10).
+# Codes computed from IKC's released pca_matrix.pth (441 × 10), shipped in SFM's `SR/IKC`.
 PCA_MATRIX_CODES = {
     2.6: [0.0156, 0.0442, 0.0542, 0.0427, 0.0324, 0.0255, 0.0187, 0.0130, 0.0108, 0.0091],
     0.2: [0.9918, -0.0558, 0.0894],
@@ -66,6 +67,7 @@ def frozen_files(tmp_path):
   return paths
 
 
+@pytest.mark.slow
 def test_corrector_step_is_sequential_adam_updates_on_refined_codes(frozen_files):
   """One training step = `corrector_steps` Adam updates; update k sees the code corrected by
   the Corrector of update k − 1 (IKC's train loop), reproduced here with plain optax."""

@@ -14,8 +14,9 @@ import scipy.ndimage
 from PIL import Image
 
 from sfm_jax import ops
-from sfm_jax.evaluate import degrade_sr, sr_scores
+from sfm_jax.evaluation.sr import degrade_sr
 from sfm_jax.inference import make_upscaler
+from sfm_jax.metrics import sr_scores
 from sfm_jax.models import get_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -34,9 +35,11 @@ LITERATURE_BICUBIC = {  # PSNR on Y, crop = scale (e.g. the SRCNN / VDSR / EDSR 
 }
 
 
-@pytest.mark.parametrize("dataset, scale", sorted(LITERATURE_BICUBIC))
+@pytest.mark.parametrize("dataset, scale", [
+    case if case == ("CSet5", 4) else pytest.param(*case, marks=pytest.mark.slow)
+    for case in sorted(LITERATURE_BICUBIC)])  # one eval.py run by default, every one with -m slow
 def test_bicubic_baseline_through_eval_matches_literature(shared_data, tmp_path, dataset, scale):
-  run_eval("--bicubic", "--scale", str(scale), "--dataset", str(shared_data / dataset),
+  run_eval("--bicubic", f"--config.eval.scale={scale}", "--dataset", str(shared_data / dataset),
            "--output", str(tmp_path))
   summary = json.loads((tmp_path / "summary.json").read_text())
   want, tolerance = LITERATURE_BICUBIC[dataset, scale]
@@ -45,9 +48,10 @@ def test_bicubic_baseline_through_eval_matches_literature(shared_data, tmp_path,
     assert abs(summary["bicubic_ssim"] - 0.8104) <= 0.002
 
 
+@pytest.mark.slow
 def test_kernel_sweep_rows_per_blur_sigma(shared_data, tmp_path):
-  out = run_eval("--bicubic", "--scale", "2", "--dataset", str(shared_data / "CSet5"),
-                 "--blur_sigmas", "0,1,2", "--output", str(tmp_path))
+  out = run_eval("--bicubic", "--config.eval.scale=2", "--dataset", str(shared_data / "CSet5"),
+                 "--config.eval.blur_sigmas=0,1,2", "--output", str(tmp_path))
   rows = list(csv.DictReader(open(tmp_path / "results.csv")))
   assert [float(r["blur_sigma"]) for r in rows] == [0.0] * 5 + [1.0] * 5 + [2.0] * 5
   by_sigma = json.loads((tmp_path / "summary.json").read_text())["by_blur_sigma"]
@@ -91,7 +95,7 @@ def test_sr_model_row_and_scores(tmp_path):
     Image.fromarray(rng.integers(0, 256, (26, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
   kwargs = {"channels": 3, "scale": 2, "nb": 1, "nf": 8, "gc": 4}
   save_weights(tmp_path / "rrdb.msgpack", get_model("rrdb", **kwargs), "rrdb", kwargs)
-  out = run_eval("--weights", str(tmp_path / "rrdb.msgpack"), "--scale", "2", "--dataset",
+  out = run_eval("--weights", str(tmp_path / "rrdb.msgpack"), "--dataset",
                  str(folder), "--output", str(tmp_path / "out"))
   rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
   assert [r["image"] for r in rows] == ["0.png", "1.png"] and "rrdb" in out.stdout

@@ -106,3 +106,20 @@ def load_source(source: str, split: str, channels: int,
     name, _, tfds_split = source[5:].partition(":")
     return load_tfds(name, tfds_split or split, channels, data_dir)
   return load_folder(source, channels)
+
+
+def save_png(path: pathlib.Path, image: np.ndarray):
+  """Writes an (H, W, C) image in [0, 1] as an 8-bit PNG (creating the folder)."""
+  from PIL import Image
+
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+  Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+
+
+def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+  """uint8 (H, W, C) -> float32 (H', W', C) in [0, 1], H' and W' cropped down to multiples of
+  `multiple` (the SR papers' "modcrop")."""
+  h, w = image.shape[:2]
+  return image[:h - h % multiple, :w - w % multiple].astype(np.float32) / 255.0

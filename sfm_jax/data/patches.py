@@ -1,5 +1,6 @@
 """Training patches on the host, as SFM's `prepare_data`: multi-scale, a strided grid of patches,
-and dihedral copies (spec §2.1). Patches stay uint8; scaling to [0, 1] happens on device."""
+and dihedral copies (majedelhelou/SFM `Denoising/dataset.py`). Patches stay uint8; scaling to
+[0, 1] happens on device."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sfm_jax.ops.resize import resize_matrix
 
 def rescale_uint8(image: np.ndarray, scale: float) -> np.ndarray:
   """OpenCV-style bicubic (a = −0.75, no antialias) to int(size·scale), re-quantised to uint8,
-  as the SFM authors' `cv2.resize(..., INTER_CUBIC)` (spec A8)."""
+  as the SFM authors' `cv2.resize(..., INTER_CUBIC)`; another resizer would change the training
+  data (`docs/deviations.md`, "Training-patch rescaling")."""
   if scale == 1:
     return image
   h, w = image.shape[:2]

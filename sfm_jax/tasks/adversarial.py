@@ -1,4 +1,4 @@
-"""Adversarial super-resolution: ESRGAN (spec-sfm §5.2–5.3) and NatSR (spec-natsr-fca-mva §A.6).
+"""Adversarial super-resolution: ESRGAN (SFM's `SR/train.py`) and NatSR (JWSoh/NatSR `train.py`).
 
 One task, two recipes set by the configs (configs/esrgan_x4.py, configs/natsr_x4.py):
 

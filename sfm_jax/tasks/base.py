@@ -1,40 +1,114 @@
-"""What the training loop asks of every task beyond synthesize / predict / loss / validate.
+"""The contract between a task and the training loop.
 
-Most tasks train one network with one update per batch and need nothing else. The hooks, each
-with a default that does nothing special:
+A task says what is learned: how a batch of clean patches becomes a training batch on device,
+what the model is asked, the loss, and how a trained model is validated. A task is a frozen
+dataclass whose fields are the config's `task` fields (so `--config.task.x=…` reaches them);
+`sfm_jax.tasks.TASKS` maps `config.task.kind` to the class.
+
+Required (abstract): `synthesize`, `predict`, `validate`; and `loss`, unless the task overrides
+`update`. Optional hooks, each with a default that does nothing special:
 
 - `frozen_networks()`: trained networks the task runs but does not train (IKC's SFTMD, NatSR's
   NMD, ESRGAN's VGG19). The loop passes their weights to the jitted step as an argument.
-- `constants(val_images, config)`: fixed arrays the step needs (NMD's held-out curriculum patches).
+- `constants(val_images, config)`: fixed arrays the step needs (NMD's held-out patches).
 - `updates_per_batch` / `next_batch`: several updates on one batch (IKC's seven corrections).
 - `update(networks, optimizers, batch)`: the optimiser updates of one step. Networks trained side
   by side with the main model (discriminators, comparators: `config.critics`) arrive here by
   name next to "model"; adversarial tasks update the critic, then the generator; FCA updates all
-  three on one cooperative loss. One loop runs them all.
+  three on one cooperative loss.
 - `initial_state()` / `advance(state, networks, step)`: task state that evolves with training
   and is checkpointed with it (NMD's σ / α curriculum).
 
-Inside the step the loop calls `bind`, so these methods see `self.networks` (the frozen
-networks), `self.constants` and `self.state`.
+Inside the step the loop calls `bind`, which returns a copy whose `networks` (the frozen
+networks), `constants` and `state` are set; outside it they are empty.
 """
 
 from __future__ import annotations
 
+import abc
 import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 
-class Task:
+@dataclasses.dataclass(frozen=True)
+class ValidationResult:
+  """What one validation found.
+
+  metrics: scalars, logged as val_<name> and returned by `train_and_evaluate`.
+  headline: a few words printed at every periodic validation.
+  summary: the final result, printed as "Validation on N held-out images[ at SETTING]: SUMMARY".
+  setting: the conditions (e.g. "σ=25", "×4, blur σ=1.6"); "" when none apply.
+  extras: non-scalar results returned with the metrics (e.g. an estimated kernel).
+  """
+  metrics: Mapping[str, float]
+  headline: str
+  summary: str
+  setting: str = ""
+  extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def comparison(cls, setting: str, labels: tuple[str, str], baseline_psnr: float,
+                 psnr: float, ssim: float, **metrics: float) -> ValidationResult:
+    """A result that compares the model with a baseline (the noisy input, bicubic, …)."""
+    before, after = labels
+    return cls(metrics={"psnr": psnr, "ssim": ssim, "baseline_psnr": baseline_psnr, **metrics},
+               headline=f"{setting} PSNR {psnr:.2f} dB",
+               summary=f"{before} {baseline_psnr:.2f} dB -> {after} {psnr:.2f} dB",
+               setting=setting)
+
+  def final_line(self, num_images: int) -> str:
+    at = f" at {self.setting}" if self.setting else ""
+    return f"Validation on {num_images} held-out images{at}: {self.summary}"
+
+
+# A jitted model in eval mode: f(*inputs) -> outputs (for a denoiser f(noisy, noise_level)).
+Apply = Callable[..., jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task(abc.ABC):
+  """Base of every task; subclasses are frozen dataclasses with a `kind` field first."""
+
+  # Set by `bind` inside the jitted step; not config fields.
+  networks: Mapping[str, nnx.Module] = dataclasses.field(
+      default_factory=dict, init=False, repr=False, compare=False)
+  constants: Mapping[str, Any] = dataclasses.field(
+      default_factory=dict, init=False, repr=False, compare=False)
+  state: Mapping[str, jax.Array] = dataclasses.field(
+      default_factory=dict, init=False, repr=False, compare=False)
+
   updates_per_batch = 1
+
+  @abc.abstractmethod
+  def synthesize(self, key: jax.Array, clean: jax.Array, step: jax.Array) -> dict:
+    """Clean patches (B, P, P, C) in [0, 1] -> the training batch, on device from `key`."""
+
+  @abc.abstractmethod
+  def predict(self, model: nnx.Module, batch: dict) -> jax.Array:
+    """The model's output on `batch`."""
+
+  def loss(self, output: jax.Array, batch: dict) -> jax.Array:
+    """The scalar training loss of `output` on `batch`: what the default `update` minimises
+    (a task that overrides `update`, like FCA's, may have none)."""
+    raise NotImplementedError(f"{type(self).__name__} defines no loss; override `loss` or "
+                              "`update`.")
+
+  @abc.abstractmethod
+  def validate(self, apply: Apply, images: list, config, multiple: int = 1) -> ValidationResult:
+    """Scores the model `apply` on validation `images` ((name, uint8 (H, W, C)) pairs) under
+    `config.eval`; `multiple` is the model's size multiple (`models.size_multiple`)."""
 
   def frozen_networks(self) -> dict[str, nnx.Module]:
     """Trained networks the task runs but does not train, by name."""
     return {}
 
-  def constants(self, val_images: list, config) -> dict:
+  def constants_for(self, val_images: list, config) -> dict:
     """Fixed arrays the jitted step reads as self.constants (not checkpointed)."""
     return {}
 
@@ -42,11 +116,12 @@ class Task:
     """Task state (arrays) carried and checkpointed with the training state."""
     return {}
 
-  def bind(self, networks: dict[str, nnx.Module], constants: dict | None = None,
-           state: dict | None = None) -> Task:
-    """This task with the frozen `networks`, `constants` and task `state` attached."""
+  def bind(self, networks: Mapping[str, nnx.Module] | None = None,
+           constants: Mapping[str, Any] | None = None,
+           state: Mapping[str, jax.Array] | None = None) -> Task:
+    """A copy of this task with the frozen `networks`, `constants` and task `state` set."""
     bound = copy.copy(self)
-    object.__setattr__(bound, "networks", networks)
+    object.__setattr__(bound, "networks", networks or {})
     object.__setattr__(bound, "constants", constants or {})
     object.__setattr__(bound, "state", state or {})
     return bound
@@ -78,3 +153,8 @@ class Task:
   def advance(self, state: dict, networks: dict[str, nnx.Module], step: jax.Array):
     """(new task state, metrics) after the updates of `step` (default: unchanged, none)."""
     return state, {}
+
+
+def config_fields(task_class: type[Task]) -> dict[str, dataclasses.Field]:
+  """The dataclass fields of `task_class` that a config's `task` section sets."""
+  return {f.name: f for f in dataclasses.fields(task_class) if f.init}

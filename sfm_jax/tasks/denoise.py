@@ -1,12 +1,14 @@
 """Denoising tasks, synthesised on device inside the jitted step from PRNG keys.
 
-* "supervised" (SFM Denoising/train.py, spec §1.5): blind σ ~ U(lo, hi) per image; SFM on the
-  clean batch before the noise; loss Σ((noisy − out) − noise)² / 2B, i.e. the residual is
-  compared with the added noise, so the effective clean target is the SFM'd image (spec A2).
-* "n2n" (train_n2n_BSD.py, spec §4.5): input clean + n1 (SFM on the noisy input), target
-  clean + n2 at the same σ.
-* "n2s" (Noise2Self, spec §4.2–4.3): one pixel in each 3×3 cell (phase = step mod 9) is replaced
-  by uniform noise in the input; the loss only sees those pixels of the un-SFM'd noisy image.
+* "supervised" (SFM `Denoising/train.py`): blind σ ~ U(lo, hi) per image; SFM on the clean
+  batch before the noise; loss Σ((noisy − out) − noise)² / 2B, i.e. the residual is compared
+  with the added noise, so the effective clean target is the SFM'd image (docs/deviations.md,
+  "Denoising target under SFM").
+* "n2n" (SFM `Denoising/Microscopy/train_n2n_BSD.py`): input clean + n1 (SFM on the noisy
+  input), target clean + n2 at the same σ.
+* "n2s" (Noise2Self, SFM `Denoising/Microscopy/train_n2s.py` and its `mask.py`): one pixel in
+  each 3×3 cell (phase = step mod 9) is replaced by uniform noise in the input; the loss only
+  sees those pixels of the un-SFM'd noisy image.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from sfm_jax import ops
-from sfm_jax.tasks.base import Task
+from sfm_jax.evaluation.denoise import Protocol, evaluate_images, summarize
+from sfm_jax.tasks.base import Task, ValidationResult
 
 KINDS = ("supervised", "n2n", "n2s")
 NOISE_TYPES = ("white", "low", "high", "brownian")
@@ -33,7 +36,9 @@ class DenoiseTask(Task):
   sfm_mode: str = "targeted"
   sfm_radius_perc: float = 0.85
   sfm_sigma_perc: float = 0.15
-  sfm_unselected: str = "keep"  # "zero" reproduces the released scripts (spec A1)
+  # "zero" reproduces the released scripts (docs/deviations.md, "Unselected images in an SFM
+  # batch")
+  sfm_unselected: str = "keep"
   sfm_keep_prob: float = 0.5
   sfm_noise: bool = False  # the original's SFM_noise=1: the same masks on the noise
 
@@ -56,16 +61,14 @@ class DenoiseTask(Task):
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return loss_fn(output, batch)
 
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
-    """PSNR of `apply(noisy, noise_level)` on whole images at config.eval.sigma."""
-    from sfm_jax.evaluate import Protocol, evaluate_images, summarize
-
-    protocol = Protocol(sigmas=(float(config.eval.sigma),), clip_noisy=config.eval.clip_noisy,
-                        seed=config.seed, tile=config.eval.tile,
-                        tile_overlap=config.eval.tile_overlap)
-    m = summarize(evaluate_images(apply, images, protocol, multiple))[float(config.eval.sigma)]
-    return {"psnr": m["psnr"], "ssim": m["ssim"], "baseline_psnr": m["noisy_psnr"],
-            "labels": ("noisy", "denoised"), "setting": f"σ={config.eval.sigma:g}"}
+  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
+    """The denoising protocol of `config.eval` at its single validation σ (eval.sigma)."""
+    sigma = float(config.eval.sigma)
+    protocol = dataclasses.replace(Protocol.from_config(config.eval, sigmas=(sigma,)),
+                                   self_ensemble=False)
+    m = summarize(evaluate_images(apply, images, protocol, multiple))[sigma]
+    return ValidationResult.comparison(f"σ={sigma:g}", ("noisy", "denoised"), m["noisy_psnr"],
+                                       m["psnr"], m["ssim"])
 
 
 def _noise(task: DenoiseTask, key: jax.Array, shape, sigma: jax.Array) -> jax.Array:

@@ -1,16 +1,20 @@
-"""Frequency Consistent Adaptation (Ji et al., AAAI 2021; spec-natsr-fca-mva §B).
+"""Frequency Consistent Adaptation (Ji et al., AAAI 2021), after the CENG501 reproduction
+(CENG501-Projects/CENG501-Spring2022, `Project_Cengiz/`).
 
 The adaptation generator G (`fca_generator`) maps a source-domain image x (B, P, P, C) to an LR
 image G(x) (B, P/4, P/4, C) whose frequency density should match the domain's. Per batch, on
-device, from each training patch x (the student's dataset, §B.2, built from one image):
+device, from each training patch x (the student's dataset, `create_dataset.py`, built from one
+image):
   x'   = a random Q×Q crop of x (Q = P/4; the domain at its own resolution),
   x^D  = a random Q×Q crop of x resized by 1/s, x^U = one of x resized by s,
 with s = scales[0] (3.5) before `switch_step` and scales[1] (1.2) after (the curriculum).
 
-Loss (the student's, §B.6): fdc_weight · L_FDC(G(x); x', x^D, x^U) + wd_weight · L_WD(x', G(x)),
+Loss (the student's `train.py`):
+  fdc_weight · L_FDC(G(x); x', x^D, x^U) + wd_weight · L_WD(x', G(x)),
 minimised *cooperatively*: one gradient of that loss updates G, the FDC and the wavelet
 discriminator with their own Adam (`config.critics.fdc`, `config.critics.wd`). The paper's
-adversarial schedule is not in its public text (§B.8), so this is the only exact description.
+adversarial schedule is not in its public text, so this is the only exact description
+(docs/deviations.md, "FCA losses and schedule").
 
 Validation compares the frequency density (`ops.frequency_density`, the notebook's definition)
 of G(x) and of bicubic x↓4 against the domain's own Q×Q patches.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +32,10 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.data.images import crop_to_multiple, save_png
 from sfm_jax.data.patches import grid_patches
-from sfm_jax.evaluate import crop_to_scale, save_png
 from sfm_jax.models.fca import fdc_loss, wavelet_loss
-from sfm_jax.tasks.base import Task
+from sfm_jax.tasks.base import Task, ValidationResult
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # PIL "L" (ITU-R 601), as the notebook
 
@@ -134,14 +139,15 @@ class FCATask(Task):
     if min(image.shape[:2]) < multiple:
       raise ValueError(f"an image of {image.shape[0]}×{image.shape[1]} is smaller than "
                        f"{multiple}×{multiple}; FCA needs larger images.")
-    return crop_to_scale(image, multiple)
+    return crop_to_multiple(image, multiple)
 
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
+  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
     gaps = self.density_gaps(apply, images)
     result = (f"frequency-density gap to the domain's patches (mean |Δ log|): adapted "
               f"{gaps['adapted']:.3f}, bicubic {gaps['bicubic']:.3f}")
-    return {"fd_gap_adapted": gaps["adapted"], "fd_gap_bicubic": gaps["bicubic"],
-            "headline": result, "summary": result}
+    return ValidationResult(
+        metrics={"fd_gap_adapted": gaps["adapted"], "fd_gap_bicubic": gaps["bicubic"]},
+        headline=result, summary=result)
 
 
 def center_crop_to(images: jax.Array, size: int) -> jax.Array:
@@ -154,8 +160,6 @@ def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
   """For every (name, uint8 HWC) image: OUT/HR/name.png (the image cropped to multiples of
   4·factor) and OUT/LR/name.png (G of it, 8 bits): SR training pairs in the image's domain.
   Returns the number of pairs."""
-  import pathlib
-
   task = FCATask(factor=factor)
   for name, image in images:
     hr = task.source_crop(image)
@@ -167,7 +171,7 @@ def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
 
 def plot_frequency_density(curves: dict[str, np.ndarray], path) -> None:
   """A PNG of the frequency-density curves (`FCATask.density_curves`), log scale."""
-  import matplotlib
+  import matplotlib  # only here: plotting is optional and slow to import
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt

@@ -1,4 +1,4 @@
-"""IKC (Gu et al. 2019), as SFM trains it (spec-sfm §5.2): blind SR in three stages.
+"""IKC (Gu et al. 2019), as SFM trains it (`SR/IKC`): blind SR in three stages.
 
 1. "sftmd": the SFTMD super-resolver learns LR + true kernel code -> HR (L1).
 2. "predictor": the Predictor learns LR -> kernel code (L2).
@@ -8,9 +8,10 @@
 
 The degradation is the SR task's, always blurred: HR -> [SFM] -> isotropic Gaussian blur with
 σ ~ U(0.2, 4) on 21×21 -> bicubic ↓scale. Kernel codes are the kernels projected on the PCA
-basis of `ops.kernel_pca`. Deviations from the released code, each documented in the README: the
-downsampler is MATLAB bicubic (IKC: PIL bicubic after a truncating uint8 cast), and SFM follows
-the paper unless configured as the release (rate 1.0, mode "random", spec A14).
+basis of `ops.kernel_pca`. Deviations from the released code, both explained in
+docs/deviations.md ("IKC degradation, SFM and test"): the downsampler is MATLAB bicubic (IKC: PIL
+bicubic after a truncating uint8 cast), and SFM follows the paper unless configured as the
+release (rate 1.0, mode "random", as `SR/IKC/train_IKC.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.inference import make_apply
+from sfm_jax.models.ikc import iterative_correction
 from sfm_jax.tasks.sr import SRTask
 from sfm_jax.weights import load_frozen
 
@@ -34,19 +37,6 @@ def gaussian_codes(sigmas, kernel_size: int = 21, code_len: int = 10) -> jax.Arr
   to σ in [0.2, 4])."""
   kernels = ops.gaussian_kernel(kernel_size, jnp.asarray(sigmas, jnp.float32))
   return ops.kernel_codes(kernels, ops.kernel_pca(kernel_size, (0.2, 4.0), code_len))
-
-
-def iterative_correction(sftmd, predictor, corrector, lr: jax.Array, corrections: int):
-  """IKC's test loop. lr (B, h, w, C) -> [(SR, code)] for the Predictor's code and after each
-  of `corrections` Corrector steps (corrections + 1 pairs; SR (B, s·h, s·w, C), code (B, L))."""
-  code = predictor(lr)
-  results = []
-  for step in range(corrections + 1):
-    sr = sftmd(lr, code)
-    results.append((sr, code))
-    if step < corrections:
-      code = corrector(sr, code)
-  return results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +107,6 @@ class IKCTask(SRTask):
   def upscaler(self, apply, blur_sigma: float):
     """Validation SR of the stage being trained: SFTMD with the true code (sftmd), with the
     predicted code (predictor), or after the corrections (corrector)."""
-    from sfm_jax.inference import make_apply
-
     if self.stage == "sftmd":
       code = gaussian_codes([blur_sigma], self.kernel_size, self.code_len)
       return (lambda lr: apply(lr, code)), "SFTMD (true kernel)"

@@ -1,16 +1,17 @@
-"""Blur-kernel estimation through a frozen SR network (MVA DELIRES TP1 Q11, spec-natsr-fca-mva
-§C.6, `finding_blur_operator.png`).
+"""Blur-kernel estimation through a frozen SR network (MVA DELIRES TP1 Q11 in
+balthazarneveu/MVA24-delire, `finding_blur_operator.png`).
 
 HR -> trainable blur K -> downsample ×s -> LR -> frozen SR network -> prediction; minimise
 MSE(prediction, HR) over K only, by autodiff through the frozen network. The kernel that
 minimises the loss is the degradation the network learned to invert, e.g. the blur σ0 it was
 trained for (`configs/kernel_estimation.py` recovers σ0 of an SR net trained at a fixed blur).
 
-The TP leaves the parametrisation, downsampler and optimiser open (§C.6 [ambiguous]); this port's
-choices: a Gaussian (log σ) or softmax-normalised free kernel (`sfm_jax.models.kernels`), Adam,
-and MATLAB bicubic downsampling by default — the SR task's own degradation, so a network trained
-by `SRTask` sees the LR it was trained on — or plain decimation x[::s, ::s] (the spec's suggestion,
-a half-pixel shift away from bicubic's sampling grid for even s).
+The TP leaves the parametrisation, downsampler and optimiser open; this port's choices
+(docs/deviations.md, "Kernel estimation through a frozen SR network"): a Gaussian (log σ) or
+softmax-normalised free kernel (`sfm_jax.models.kernels`), Adam, and MATLAB bicubic
+downsampling by default — the SR task's own degradation, so a network trained by `SRTask` sees
+the LR it was trained on — or plain decimation x[::s, ::s] (the TP's "decim" LR, a half-pixel
+shift away from bicubic's sampling grid for even s).
 
 Two routes share `degrade` / `reconstruction_loss`: `KernelEstimationTask` (train.py; the trained
 "model" is the kernel module, over many HR patches) and `estimate_kernel` (a library function
@@ -30,8 +31,12 @@ import optax
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.evaluation.sr import evaluate_sr
+from sfm_jax.inference import make_apply
+from sfm_jax.metrics import quantize
+from sfm_jax.models import get_model
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
-from sfm_jax.tasks.base import Task
+from sfm_jax.tasks.base import Task, ValidationResult
 from sfm_jax.weights import load_frozen
 
 DOWNSAMPLERS = ("bicubic", "decimate")
@@ -115,15 +120,12 @@ class KernelEstimationTask(Task):
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return mse(output, batch["target"])
 
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
+  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
     """Y-channel PSNR/SSIM (crop = scale) of the frozen SR of the validation images degraded
     with the estimated kernel (uint8 LR, as `evaluate_sr`), against the same with the initial
     kernel (the untrained `config.model`). `apply()` returns the current kernel (k, k).
 
-    Returns the loop's keys plus "sigma" (`kernel_sigma` of the estimate) and "kernel"."""
-    from sfm_jax.inference import make_apply
-    from sfm_jax.models import get_model
-
+    The metrics add "sigma" (`kernel_sigma` of the estimate); the extras hold "kernel"."""
     kernel = np.asarray(apply())
     initial = np.asarray(get_model(config.model.name, seed=config.seed,
                                    **config.model.kwargs.to_dict())())
@@ -132,15 +134,14 @@ class KernelEstimationTask(Task):
     initial_psnr, _ = self._scores(sr, initial, images)
     sigma, sigma0 = float(kernel_sigma(kernel)), float(kernel_sigma(initial))
     true = f" (true {self.true_sigma:g})" if self.true_sigma > 0 else ""
-    return {"psnr": psnr, "ssim": ssim, "baseline_psnr": initial_psnr,
-            "labels": (f"initial kernel (σ={sigma0:.2f})", "estimated kernel"),
-            "setting": f"×{self.scale} {self.downsample}, estimated σ={sigma:.2f}{true}",
-            "sigma": sigma, "kernel": kernel}
+    result = ValidationResult.comparison(
+        f"×{self.scale} {self.downsample}, estimated σ={sigma:.2f}{true}",
+        (f"initial kernel (σ={sigma0:.2f})", "estimated kernel"), initial_psnr, psnr, ssim,
+        sigma=sigma)
+    return dataclasses.replace(result, extras={"kernel": kernel})
 
   def _scores(self, sr, kernel: np.ndarray, images) -> tuple[float, float]:
     """Mean (PSNR, SSIM) of `evaluate_sr` with the LR made by `degrade` with `kernel`."""
-    from sfm_jax.evaluate import evaluate_sr, quantize
-
     def degrade_with_kernel(hr):
       lr = _degrade_jit(jnp.asarray(hr)[None], jnp.asarray(kernel), self.scale, self.downsample)
       return quantize(lr[0]).astype(np.float32)

@@ -1,4 +1,4 @@
-"""NatSR's Natural Manifold Discriminator training (spec-natsr-fca-mva §A.4).
+"""NatSR's Natural Manifold Discriminator training (JWSoh/NatSR `Train_NMD/`).
 
 Each batch of HR patches (B, P, P, C) becomes, on device:
 - rows [0, B/4): the noisy class, `ops.inject_dct(x, σ)` (noise on the last row and column of
@@ -11,7 +11,8 @@ Curriculum (σ from 0.1, α from 0.5): every `curriculum_every` steps the NMD cl
 held-out set (2n patches of the validation images: the first n made noisy / blurry, the last n
 clean), keeping windows of the last 10 accuracies per class. When the noisy window's mean reaches
 95%, σ ← 0.8·σ; when the blurry one does, α ← min(α + 0.1, 0.9). The released code moves α only
-when the mean *equals* 95.0 (spec A.4, almost certainly a typo): `alpha_rule="equal"`.
+when the mean *equals* 95.0 (`Train_NMD/train.py`, almost certainly a typo; docs/deviations.md,
+"NMD curriculum: the α rule"): `alpha_rule="equal"`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flax import nnx
 
 from sfm_jax import ops
 from sfm_jax.data.patches import grid_patches
-from sfm_jax.tasks.base import Task
+from sfm_jax.tasks.base import Task, ValidationResult
 
 
 def interpolated_lr(hr: jax.Array, scale: int) -> jax.Array:
@@ -76,7 +77,7 @@ class NMDTask(Task):
     return {"sigma": np.float32(self.initial_sigma), "alpha": np.float32(self.initial_alpha),
             "noisy_window": window, "blurry_window": window.copy()}
 
-  def constants(self, val_images, config) -> dict:
+  def constants_for(self, val_images, config) -> dict:
     n = self.curriculum_patches
     return {"patches": held_out_patches(val_images, config.data.patch_size, 2 * n)}
 
@@ -133,7 +134,7 @@ class NMDTask(Task):
     state = jax.lax.cond(due, curriculum, lambda state, _: state, state, weights)
     return state, {"sigma": state["sigma"], "alpha": state["alpha"]}
 
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
+  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
     """Held-out accuracy of the NMD against inject_dct at `test_sigma` and the blurry class at
     `test_alpha` (each against as many clean patches of the validation images)."""
     patches = jnp.asarray(held_out_patches(images, config.data.patch_size,
@@ -144,6 +145,8 @@ class NMDTask(Task):
     alpha = float(self.state.get("alpha", self.initial_alpha))
     result = (f"clean vs inject_dct σ={self.test_sigma:g} {float(acc_noisy):.1f}%, clean vs "
               f"blurry α={self.test_alpha:g} {float(acc_blurry):.1f}%")
-    return {"accuracy_noisy": float(acc_noisy), "accuracy_blurry": float(acc_blurry),
-            "sigma": sigma, "alpha": alpha, "headline": f"NMD accuracy {result}",
-            "summary": f"NMD accuracy {result} (curriculum now σ={sigma:.4g}, α={alpha:.2g})"}
+    return ValidationResult(
+        metrics={"accuracy_noisy": float(acc_noisy), "accuracy_blurry": float(acc_blurry),
+                 "sigma": sigma, "alpha": alpha},
+        headline=f"NMD accuracy {result}",
+        summary=f"NMD accuracy {result} (curriculum now σ={sigma:.4g}, α={alpha:.2g})")

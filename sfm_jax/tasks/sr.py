@@ -1,8 +1,10 @@
-"""Super-resolution, synthesised on device from clean HR patches (spec-sfm §5.1, §5.3).
+"""Super-resolution, synthesised on device from clean HR patches, as SFM's `SR/train.py` and
+`SR/model/common.py` intend (docs/deviations.md, "SR training pipeline").
 
 HR -> optional SFM (the paper's "central" mode by default; mode 0 = "random" as the released
-code, spec A3) -> optional Gaussian blur (σ ~ U(range), e.g. IKC's 0.2–4 on 21×21) -> MATLAB
-bicubic downsampling -> LR. The network maps LR to HR; loss L1 against the untouched HR.
+code; docs/deviations.md, "SFM mode for super-resolution") -> optional Gaussian blur
+(σ ~ U(range), e.g. IKC's 0.2–4 on 21×21) -> MATLAB bicubic downsampling -> LR. The network
+maps LR to HR; loss L1 against the untouched HR.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sfm_jax import ops
-from sfm_jax.tasks.base import Task
+from sfm_jax.evaluation.sr import evaluate_sr, summarize_sr
+from sfm_jax.tasks.base import Task, ValidationResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +32,8 @@ class SRTask(Task):
   sfm_sigma_perc: float = 0.15
   sfm_unselected: str = "keep"
   sfm_keep_prob: float = 0.5
-  pre_upscale: bool = False  # feed the bicubic-upscaled LR (KMSR has no upsampler, spec A12)
+  # feed the bicubic-upscaled LR (KMSR has no upsampler; docs/deviations.md, "KMSR input")
+  pre_upscale: bool = False
 
   def __post_init__(self):
     if self.scale not in (2, 3, 4):
@@ -74,16 +78,15 @@ class SRTask(Task):
     """(f(lr (1, h, w, C)) -> SR, label) for validation; `apply` runs the trained network."""
     return (lambda lr: apply(self._model_input(lr))), "SR"
 
-  def validate(self, apply, images, config, multiple: int = 1) -> dict:
-    """Y-channel PSNR (crop = scale) on whole images degraded as in training (blur σ at the
-    middle of the range, MATLAB bicubic, uint8)."""
-    from sfm_jax.evaluate import evaluate_sr, summarize_sr
-
+  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
+    """PSNR/SSIM (`config.eval.y_channel`, crop = scale) on whole images degraded as in
+    training (blur σ at the middle of the range, MATLAB bicubic, uint8)."""
     sigma = self.val_blur_sigma
     upscale, label = self.upscaler(apply, sigma)
     rows = evaluate_sr(lambda lr: np.asarray(upscale(jnp.asarray(lr)[None]))[0], images,
-                       self.scale, blur_sigma=sigma, kernel_size=self.kernel_size)
+                       self.scale, blur_sigma=sigma, kernel_size=self.kernel_size,
+                       y_channel=config.eval.y_channel)
     means = summarize_sr(rows)[sigma]
     blur = f", blur σ={sigma:g}" if sigma else ""
-    return {"psnr": means["psnr"], "ssim": means["ssim"], "baseline_psnr": means["bicubic_psnr"],
-            "labels": ("bicubic", label), "setting": f"×{self.scale}{blur}"}
+    return ValidationResult.comparison(f"×{self.scale}{blur}", ("bicubic", label),
+                                       means["bicubic_psnr"], means["psnr"], means["ssim"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -20,10 +21,10 @@ from jax.sharding import PartitionSpec as P
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
-from sfm_jax.inference import SIZE_MULTIPLE, jit_apply
-from sfm_jax.models import count_params, get_model
+from sfm_jax.inference import jit_apply
+from sfm_jax.models import check_model_arguments, count_params, get_model, size_multiple
 from sfm_jax.tasks import task_class as find_task_class
-from sfm_jax.tasks.base import Task
+from sfm_jax.tasks.base import Task, ValidationResult, config_fields
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.weights import load_state_into, load_weights, save_weights
 
@@ -32,9 +33,20 @@ class TrainingError(RuntimeError):
   """Training cannot go on (e.g. the loss diverged); the message says what to change."""
 
 
-def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
-  """The config's model, initialised from `model.init_weights` when given (fine-tuning)."""
-  model = get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+def use_cpu_kernels(config: ml_collections.ConfigDict) -> bool:
+  """Whether training builds its networks with the CPU kernels (`models.layers.cpu_kernels`):
+  train.cpu_kernels "auto" (on when JAX runs on the CPU), "on" or "off"."""
+  setting = config.train.get("cpu_kernels", "auto")
+  if setting not in ("auto", "on", "off"):
+    raise ValueError(f"train.cpu_kernels={setting!r}; use 'auto', 'on' or 'off'.")
+  return setting == "on" or (setting == "auto" and jax.default_backend() == "cpu")
+
+
+def build_model(config: ml_collections.ConfigDict, cpu_kernels: bool = False) -> nnx.Module:
+  """The config's model, initialised from `model.init_weights` when given (fine-tuning);
+  plain Flax layers, or the CPU training kernels with `cpu_kernels`."""
+  model = get_model(config.model.name, seed=config.seed, cpu_kernels=cpu_kernels,
+                    **config.model.kwargs.to_dict())
   if config.model.get("init_weights"):
     source, name, _ = load_weights(config.model.init_weights)
     if name != config.model.name:
@@ -45,17 +57,29 @@ def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
 
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
-  """The task of config.task.kind (sfm_jax.tasks.TASKS, else a denoising kind)."""
+  """The task of config.task.kind (sfm_jax.tasks.TASKS, else a denoising kind), its fields
+  set from config.task (lists become the tuples the dataclass declares)."""
   task_class = find_task_class(config.task.kind)
-  fields = {f.name for f in dataclasses.fields(task_class)}
-  unknown = set(config.task.keys()) - fields
+  fields = config_fields(task_class)
+  unknown = set(config.task.keys()) - set(fields)
   if unknown:
     raise ValueError(f"unknown task fields {sorted(unknown)}; known: {sorted(fields)}.")
-  values = config.task.to_dict()
-  for key in ("sigma_range", "blur_sigma_range", "scales"):
-    if key in values:
-      values[key] = tuple(float(s) for s in values[key])
-  return task_class(**values)
+  hints = typing.get_type_hints(task_class)
+  return task_class(**{name: _as_declared(value, hints[name])
+                       for name, value in config.task.to_dict().items()})
+
+
+def _as_declared(value, hint):
+  """`value` as the declared type where it is a tuple, e.g. tuple[float, float] from a list
+  of ints."""
+  if typing.get_origin(hint) is not tuple or not isinstance(value, list | tuple):
+    return value
+  kinds = typing.get_args(hint)
+  if len(kinds) == 2 and kinds[1] is Ellipsis:
+    kinds = kinds[:1] * len(value)
+  if len(kinds) != len(value):
+    raise ValueError(f"{value} has {len(value)} entries; the field takes {len(kinds)}.")
+  return tuple(kind(v) for kind, v in zip(kinds, value, strict=True))
 
 
 def build_schedule(o: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -183,17 +207,34 @@ def _with_optimizer(network: nnx.Module, optim: ml_collections.ConfigDict, steps
   return nnx.Optimizer(network, tx, wrt=nnx.Param), schedule
 
 
-def _initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch: int = 1):
-  """(model, defs, eval_def, state, schedule) for `config`, untrained: the main model, its
-  critics (config.critics) and the task state."""
-  model = build_model(config)
+@dataclasses.dataclass
+class InitialState:
+  """The untrained training state of a config.
+
+  model: the main network (train mode). defs: {"model" and every critic name: (network graph
+  def, optimizer graph def)}. eval_def: the main network's graph def in eval mode. state: the
+  pure training state ("model", "optimizer", "ema", ["critics"], ["task"]). schedule: the main
+  learning-rate schedule.
+  """
+  model: nnx.Module
+  defs: dict
+  eval_def: typing.Any
+  state: dict
+  schedule: optax.Schedule
+
+
+def initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch: int = 1,
+                  cpu_kernels: bool = False) -> InitialState:
+  """The untrained state of `config`: the main model, its critics (config.critics) and the
+  task state."""
+  model = build_model(config, cpu_kernels)
   model.eval()
   eval_def, _ = nnx.split(model)
   model.train()
   optimizer, schedule = _with_optimizer(model, config.optim, steps_per_epoch)
   networks, optimizers = {"model": model}, {"model": optimizer}
   for name, critic in critic_configs(config).items():
-    networks[name] = get_model(critic.model.name, seed=config.seed + 1,
+    networks[name] = get_model(critic.model.name, seed=config.seed + 1, cpu_kernels=cpu_kernels,
                                **critic.model.get("kwargs", {}))
     networks[name].train()
     optimizers[name], _ = _with_optimizer(networks[name], critic.optim, steps_per_epoch)
@@ -207,14 +248,15 @@ def _initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoc
   task_state = task.initial_state()
   if task_state:
     state["task"] = jax.tree.map(jnp.asarray, task_state)
-  return model, defs, eval_def, state, schedule
+  return InitialState(model, defs, eval_def, state, schedule)
 
 
 def restore_model(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                   step: int | None = None) -> tuple[nnx.Module, int]:
   """The model of `config` with the weights of WORKDIR's checkpoint `step` (default latest;
   EMA weights when the run kept them). Returns (model, step)."""
-  _, defs, _, state, _ = _initial_state(config, build_task(config))
+  initial = initial_state(config, build_task(config))
+  defs, state = initial.defs, initial.state
   checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
   try:
     step = step or checkpoints.latest_step()
@@ -236,12 +278,13 @@ def _format_eta(seconds: float) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and validates at the end.
 
-  Returns the final validation metrics {"psnr", "ssim", "baseline_psnr" (noisy input or
-  bicubic), "step"} and "losses", the [(step, loss)] logged during this call.
+  Returns the final `ValidationResult`'s metrics (e.g. "psnr", "ssim", "baseline_psnr": the
+  noisy input's or bicubic's) and extras, its "setting" and "summary", "step", and "losses", the
+  [(step, loss)] logged during this call.
   """
   workdir = pathlib.Path(workdir)
   task = build_task(config)
-  nnx.eval_shape(lambda: get_model(config.model.name, **config.model.kwargs.to_dict()))  # fail fast
+  check_model_arguments(config.model.name, config.model.kwargs.to_dict())  # before the data
   workdir.mkdir(parents=True, exist_ok=True)
   channels = config.data.channels
   data_dir = config.data.tfds_data_dir or None
@@ -261,8 +304,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   total_steps = (config.train.steps if config.train.steps > 0
                  else config.train.epochs * batches.steps_per_epoch)
 
-  model, defs, eval_def, state, schedule = _initial_state(config, task,
-                                                          batches.steps_per_epoch)
+  setup = initial_state(config, task, batches.steps_per_epoch, use_cpu_kernels(config))
+  model, defs, state, schedule = setup.model, setup.defs, setup.state, setup.schedule
   ema_decay = config.train.ema_decay
 
   # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
@@ -280,20 +323,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   frozen_def, frozen_networks = nnx.split(task.frozen_networks())
   frozen = jax.device_put({"networks": frozen_networks,
-                           "constants": task.constants(val_images, config)}, replicated)
+                           "constants": task.constants_for(val_images, config)}, replicated)
   step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
                     donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_fn = jit_apply(eval_def)
-  multiple = SIZE_MULTIPLE.get(config.model.name, 1)
+  eval_fn = jit_apply(setup.eval_def)
+  multiple = size_multiple(model)
 
-  def validate(state, step):
+  def validate(state, step) -> ValidationResult:
     model_state = _eval_state(state, ema_decay)
-    bound = task.bind({}, state=state.get("task"))
-    metrics = bound.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
-                             multiple)
-    writer.write_scalars(step, {f"val_{k}": v for k, v in metrics.items()
-                                if isinstance(v, float | int) and k != "step"})
-    return metrics
+    bound = task.bind(state=state.get("task"))
+    result = bound.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
+                            multiple)
+    writer.write_scalars(step, {f"val_{k}": v for k, v in result.metrics.items()})
+    return result
 
   writer = metric_writers.create_default_writer(str(workdir),
                                                 just_logging=jax.process_index() > 0)
@@ -324,7 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {rate:.1f} steps/s  "
               f"ETA {_format_eta((total_steps - done) / rate)}", flush=True)
       if done % config.train.eval_every == 0 and done != total_steps:
-        print(f"step {done}: validation {_headline(validate(state, done))}")
+        print(f"step {done}: validation {validate(state, done).headline}")
       if done % config.train.checkpoint_every == 0 or done == total_steps:
         checkpoints.save(done, _to_pure(state))
         last_good = done
@@ -335,8 +377,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   final = validate(state, total_steps)
   writer.flush()
   _save_networks(workdir, config, defs, state, ema_decay)
-  print(_summary(final, len(val_images)))
-  return {"step": total_steps, "losses": losses, **final}
+  print(final.final_line(len(val_images)))
+  return {"step": total_steps, "losses": losses, **final.metrics, **final.extras,
+          "setting": final.setting, "summary": final.summary}
 
 
 def _save_networks(workdir: pathlib.Path, config: ml_collections.ConfigDict, defs: dict,
@@ -344,22 +387,10 @@ def _save_networks(workdir: pathlib.Path, config: ml_collections.ConfigDict, def
   """WORKDIR/weights.msgpack (the main model, EMA weights if kept) and WORKDIR/<critic>.msgpack."""
   trained = nnx.merge(defs["model"][0], _eval_state(state, ema_decay))
   save_weights(workdir / "weights.msgpack", trained, config.model.name,
-               config.model.kwargs.to_dict())
+               config.model.kwargs.to_dict(),
+               {"task": config.task.kind, "eval": config.eval.to_dict()})
   for name, critic in critic_configs(config).items():
     network = nnx.merge(defs[name][0], state["critics"][name]["model"])
     save_weights(workdir / f"{name}.msgpack", network, critic.model.name,
                  critic.model.get("kwargs", {}).to_dict())
 
-
-def _headline(metrics: dict) -> str:
-  """A validation result in a few words (the task's "headline", else its PSNR)."""
-  return metrics.get("headline") or f"{metrics['setting']} PSNR {metrics['psnr']:.2f} dB"
-
-
-def _summary(metrics: dict, num_images: int) -> str:
-  """The final validation line: the task's "summary", else baseline -> result PSNR."""
-  if "summary" in metrics:
-    return f"Validation on {num_images} held-out images: {metrics['summary']}"
-  before, after = metrics["labels"]
-  return (f"Validation on {num_images} held-out images at {metrics['setting']}: {before} "
-          f"{metrics['baseline_psnr']:.2f} dB -> {after} {metrics['psnr']:.2f} dB")

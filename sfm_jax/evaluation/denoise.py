@@ -1,0 +1,119 @@
+"""The SFM denoising test protocol on whole images, with CSV/JSON reports.
+
+For each image and σ: seeded Gaussian noise, noisy = clamp(clean + noise, 0, 1) (optional),
+output = clamp(model(noisy), 0, 1), then PSNR (peak 1, whole image), SSIM and the DCT
+low/high-band MSE of the SFM test script (majedelhelou/SFM `Denoising/test.py`; see
+docs/deviations.md, "Denoising test protocol").
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import pathlib
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from sfm_jax import ops
+from sfm_jax.data.images import save_png
+from sfm_jax.inference import restore_image
+from sfm_jax.metrics import psnr, ssim
+
+CSV_COLUMNS = ("image", "sigma", "psnr", "ssim", "noisy_psnr", "dct_low_mse", "dct_high_mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """How noisy inputs are made and outputs are scored; printed beside every table."""
+  sigmas: tuple[float, ...] = tuple(range(5, 101, 5))
+  clip_noisy: bool = True
+  seed: int = 0
+  self_ensemble: bool = False
+  tile: int = 0
+  tile_overlap: int = 32
+
+  def __post_init__(self):
+    if not self.sigmas or min(self.sigmas) < 0:
+      raise ValueError(f"eval.sigmas={self.sigmas}; give noise levels >= 0 on the 0–255 scale, "
+                       "e.g. --config.eval.sigmas=15,25,50.")
+    if self.tile < 0 or self.tile_overlap < 0:
+      raise ValueError("eval.tile and eval.tile_overlap must be >= 0 (tile 0: whole images).")
+
+  @classmethod
+  def from_config(cls, eval_config, sigmas=None) -> Protocol:
+    """The protocol of a denoising `config.eval` (at `sigmas`, default eval.sigmas)."""
+    return cls(sigmas=tuple(float(s) for s in (sigmas or eval_config.sigmas)),
+               clip_noisy=eval_config.clip_noisy, seed=eval_config.noise_seed,
+               self_ensemble=eval_config.self_ensemble, tile=eval_config.tile,
+               tile_overlap=eval_config.tile_overlap)
+
+  def describe(self) -> str:
+    clamp = "clamped to [0, 1]" if self.clip_noisy else "not clamped"
+    return (f"noise seed {self.seed}, noisy input {clamp}, output clamped, PSNR peak 1 on "
+            "whole images, no border crop"
+            + (", ×8 self-ensemble" if self.self_ensemble else ""))
+
+
+def noisy_version(clean: np.ndarray, sigma: float, image_index: int, protocol: Protocol):
+  """The seeded noisy input for (image, σ): the same for every model evaluated."""
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(protocol.seed), image_index),
+                           int(round(sigma * 1000)))
+  noise = np.asarray(ops.gaussian_noise(key, clean.shape, sigma))
+  noisy = clean + noise
+  return np.clip(noisy, 0.0, 1.0) if protocol.clip_noisy else noisy
+
+
+def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Protocol,
+                    multiple: int = 1, save_dir: pathlib.Path | None = None,
+                    progress: bool = False) -> list[dict]:
+  """Runs the protocol; images are (name, uint8 (H, W, C)); `denoise(noisy (1, H, W, C),
+  noise_level (1,))` is the model; returns one row per (image, σ) with the CSV_COLUMNS."""
+  rows = []
+  for index, (name, image) in enumerate(tqdm(images, desc="images", disable=not progress)):
+    clean = image.astype(np.float32) / 255.0
+    for sigma in protocol.sigmas:
+      noisy = noisy_version(clean, sigma, index, protocol)
+      restored = np.clip(restore_image(denoise, noisy, sigma / 255.0, multiple=multiple,
+                                       tile=protocol.tile, tile_overlap=protocol.tile_overlap,
+                                       self_ensemble=protocol.self_ensemble), 0.0, 1.0)
+      low, high = ops.dct_band_mse(restored, clean)
+      rows.append({"image": name, "sigma": float(sigma), "psnr": psnr(restored, clean),
+                   "ssim": ssim(restored, clean), "noisy_psnr": psnr(noisy, clean),
+                   "dct_low_mse": float(low), "dct_high_mse": float(high)})
+      if save_dir is not None:
+        save_png(save_dir / f"{pathlib.Path(name).stem}_sigma{sigma:g}.png", restored)
+  return rows
+
+
+def summarize(rows: list[dict]) -> dict[float, dict[str, float]]:
+  """Mean of every metric per σ."""
+  out = {}
+  for sigma in sorted({r["sigma"] for r in rows}):
+    group = [r for r in rows if r["sigma"] == sigma]
+    out[sigma] = {k: float(np.mean([r[k] for r in group])) for k in CSV_COLUMNS[2:]}
+    out[sigma]["images"] = len(group)
+  return out
+
+
+def format_table(summary: dict, protocol: Protocol) -> str:
+  lines = [f"Protocol: {protocol.describe()}.",
+           f"{'sigma':>6}{'noisy PSNR':>12}{'PSNR':>9}{'SSIM':>8}{'images':>8}"]
+  for sigma, m in summary.items():
+    lines.append(f"{sigma:>6g}{m['noisy_psnr']:>12.2f}{m['psnr']:>9.2f}{m['ssim']:>8.4f}"
+                 f"{m['images']:>8d}")
+  return "\n".join(lines)
+
+
+def write_reports(out_dir: pathlib.Path, rows: list[dict], summary: dict, protocol: Protocol):
+  """OUT/results.csv (one row per image and σ) and OUT/summary.json (means per σ)."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  with open(out_dir / "results.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+  report = {"protocol": dataclasses.asdict(protocol),
+            "per_sigma": {f"{s:g}": m for s, m in summary.items()}}
+  (out_dir / "summary.json").write_text(json.dumps(report, indent=2))

@@ -1,0 +1,98 @@
+"""The SR test protocol: HR -> [Gaussian blur] -> MATLAB bicubic ↓ (8-bit LR) -> model, scored
+with `metrics.sr_scores` (Y channel, border crop = scale) beside the bicubic baseline of the same
+LR (see docs/deviations.md, "SR test protocol")."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+
+import numpy as np
+from tqdm import tqdm
+
+from sfm_jax import ops
+from sfm_jax.data.images import crop_to_multiple
+from sfm_jax.metrics import quantize, sr_scores
+
+SR_COLUMNS = ("image", "scale", "blur_sigma", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+
+
+def degrade_sr(hr: np.ndarray, scale: int, blur_sigma: float = 0.0,
+               kernel_size: int = 21) -> np.ndarray:
+  """The SR test degradation: optional isotropic Gaussian blur (σ in pixels, reflect borders)
+  then MATLAB bicubic 1/scale, rounded to 8 bits. hr (H, W, C) in [0, 1], H and W multiples of
+  the scale -> lr (H/scale, W/scale, C) float32."""
+  hr = np.asarray(hr, np.float32)
+  if blur_sigma > 0:
+    hr = ops.blur(hr[None], ops.gaussian_kernel(kernel_size, blur_sigma))[0]
+  return quantize(ops.imresize(hr, scale=1.0 / scale)).astype(np.float32)
+
+
+def sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel: bool,
+             progress: bool, degrade=None):
+  """Yields (hr, lr, bicubic, row) per (name, uint8 (H, W, C)) image: the HR cropped to
+  multiples of the scale, its LR (`degrade_sr`, or `degrade(hr)` when given), the bicubic
+  upscaling of that LR and a report row holding the bicubic scores."""
+  for name, image in tqdm(images, desc=f"blur σ={blur_sigma:g}", disable=not progress):
+    hr = crop_to_multiple(image, scale)
+    lr = (degrade(hr) if degrade is not None
+          else degrade_sr(hr, scale, blur_sigma, kernel_size))
+    bicubic = quantize(ops.imresize(lr, scale=float(scale)))
+    row = {"image": name, "scale": scale, "blur_sigma": blur_sigma}
+    row["bicubic_psnr"], row["bicubic_ssim"] = sr_scores(bicubic, hr, scale, y_channel)
+    yield hr, lr, bicubic, row
+
+
+def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
+                blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
+                progress: bool = False, degrade=None) -> list[dict]:
+  """HR images -> `degrade_sr` LR -> `upscale(lr (h, w, C)) -> (s·h, s·w, C)` (None: bicubic
+  only), scored with `sr_scores` at crop = scale. Every row also carries the bicubic baseline of
+  the same LR. `degrade(hr (H, W, C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given kernel)."""
+  rows = []
+  for hr, lr, bicubic, row in sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
+                                       progress, degrade):
+    sr = bicubic if upscale is None else quantize(upscale(lr))
+    row["psnr"], row["ssim"] = sr_scores(sr, hr, scale, y_channel)
+    rows.append(row)
+  return rows
+
+
+def summarize_sr(rows: list[dict]) -> dict[float, dict[str, float]]:
+  """{blur σ: {psnr, ssim, bicubic_psnr, bicubic_ssim, …}}: means over the images of every
+  score column."""
+  scores = [k for k in rows[0] if k not in SR_COLUMNS[:3]]
+  sigmas = sorted({r["blur_sigma"] for r in rows})
+  return {s: {k: float(np.mean([r[k] for r in rows if r["blur_sigma"] == s])) for k in scores}
+          for s in sigmas}
+
+
+def write_sr_reports(out_dir: pathlib.Path, rows: list[dict], scale: int,
+                     extra_columns: tuple[str, ...] = ()) -> dict:
+  """OUT/results.csv (one row per image and blur σ) and OUT/summary.json (means per blur σ,
+  and at the top level those of the first σ); returns `summarize_sr(rows)`."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  with open(out_dir / "results.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=SR_COLUMNS + extra_columns)
+    writer.writeheader()
+    writer.writerows(rows)
+  summary = summarize_sr(rows)
+  first = next(iter(summary.values()))
+  by_sigma = {f"{s:g}": means for s, means in summary.items()}
+  (out_dir / "summary.json").write_text(
+      json.dumps({"scale": scale, **first, "by_blur_sigma": by_sigma}, indent=2))
+  return summary
+
+
+def format_sr_table(summary: dict, name: str, scale: int, rgb: bool = False) -> str:
+  """One line per blur σ: the bicubic baseline and the model, PSNR/SSIM."""
+  lines = [f"×{scale}, PSNR/SSIM on {'RGB' if rgb else 'Y'}, border crop {scale}, "
+           "LR = [Gaussian blur σ] + MATLAB bicubic (uint8)",
+           f"{'blur σ':>7}{'bicubic':>16}" + (f"{name:>16}" if name != "bicubic" else "")]
+  for sigma, m in summary.items():
+    line = f"{sigma:>7g}{m['bicubic_psnr']:>9.2f}/{m['bicubic_ssim']:.4f}"
+    if name != "bicubic":
+      line += f"{m['psnr']:>9.2f}/{m['ssim']:.4f}"
+    lines.append(line)
+  return "\n".join(lines)
