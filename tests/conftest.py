@@ -1,6 +1,18 @@
-"""Shared test fixtures. Tests run on CPU with small arrays; `../shared` data is optional."""
+"""Shared test fixtures. Tests run on CPU with small arrays.
 
+The benchmark image folders (Set5, BSD68, …) and the SFM authors' released checkpoints are
+optional: they are read from $SFM_JAX_TEST_DATA (default ../shared/data beside the repository)
+and $SFM_JAX_TEST_WEIGHTS (default the `weights` folder beside that one); tests that need them
+skip with the reason when they are absent.
+
+Compiled XLA programs are cached on disk for the session (and shared by xdist workers and the
+subprocesses that tests start), so the many tiny training runs that compile the same step reuse
+one compilation; the cache changes no result.
+"""
+
+import os
 import pathlib
+import tempfile
 
 import jax
 import numpy as np
@@ -8,7 +20,22 @@ import pytest
 
 jax.config.update("jax_platforms", "cpu")
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = pathlib.Path(os.environ.get("SFM_JAX_TEST_DATA", ROOT.parent / "shared" / "data"))
+WEIGHTS = pathlib.Path(os.environ.get("SFM_JAX_TEST_WEIGHTS", DATA.parent / "weights"))
+
+_CACHE = pathlib.Path(tempfile.gettempdir()) / f"sfm-jax-test-xla-cache-{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+def _folder_or_skip(path: pathlib.Path, variable: str, what: str) -> pathlib.Path:
+  if not path.is_dir():
+    pytest.skip(f"{path} not found: set {variable} to the folder of {what}")
+  return path
 
 
 @pytest.fixture
@@ -18,11 +45,16 @@ def rng():
 
 @pytest.fixture
 def shared_data():
-  """Path of ../shared/data (standard benchmark folders); skips when it is absent."""
-  path = SHARED / "data"
-  if not path.is_dir():
-    pytest.skip(f"{path} not found: the benchmark image folders live beside the repository")
-  return path
+  """The benchmark image folders ($SFM_JAX_TEST_DATA); skips when absent."""
+  return _folder_or_skip(DATA, "SFM_JAX_TEST_DATA", "benchmark images (Set5/, BSD68/, …)")
+
+
+@pytest.fixture
+def released_weights():
+  """The SFM authors' released checkpoints ($SFM_JAX_TEST_WEIGHTS/sfm_denoising); skips when
+  absent."""
+  return _folder_or_skip(WEIGHTS / "sfm_denoising", "SFM_JAX_TEST_WEIGHTS",
+                         "released weights (sfm_denoising/<run>/net.pth)")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""PyTorch -> sfm-jax conversion: the networks are rebuilt here in PyTorch from the spec, and the
-converted Flax models must give the same outputs (released checkpoints and random weights)."""
+"""PyTorch -> sfm-jax conversion: the networks are rebuilt here in PyTorch after the original
+code, and the converted Flax models must give the same outputs (released checkpoints and random
+weights)."""
 
 import pathlib
 
@@ -42,9 +43,12 @@ RELEASED += [(d, "memnet", MemNet) for d in ("gray_MemNet_55_SFMm0_0.00_Noise0_G
                                              "gray_MemNet_55_SFMm2_0.50_Noise0_GT0_rad_0.85_radsig_0.15")]
 
 
-@pytest.mark.parametrize("run, arch, torch_class", RELEASED)
-def test_released_checkpoints_match_pytorch(shared_data, run, arch, torch_class, tmp_path):
-  path = shared_data.parent / "weights" / "sfm_denoising" / run / "net.pth"
+@pytest.mark.parametrize("run, arch, torch_class", [
+    case if i == 0 else pytest.param(*case, marks=pytest.mark.slow)
+    for i, case in enumerate(RELEASED)])  # one checkpoint by default, all four with -m slow
+def test_released_checkpoints_match_pytorch(shared_data, released_weights, run, arch,
+                                            torch_class, tmp_path):
+  path = released_weights / run / "net.pth"
   if not path.is_file():
     pytest.skip(f"{path} not found")
   net = torch_class()
@@ -93,10 +97,10 @@ def test_conversion_is_strict_and_names_the_keys():
     load_state_into(get_model("dncnn"), to_pure_dict(bad), "net.pth")
 
 
-def test_cli_reports_a_wrong_arch(shared_data, tmp_path, capsys):
+def test_cli_reports_a_wrong_arch(released_weights, tmp_path, capsys):
   from sfm_jax.convert.__main__ import main
 
-  path = shared_data.parent / "weights" / "sfm_denoising" / RELEASED[0][0] / "net.pth"
+  path = released_weights / RELEASED[0][0] / "net.pth"
   if not path.is_file():
     pytest.skip(f"{path} not found")
   assert main([str(path), "--arch", "memnet", "--out", str(tmp_path / "w.msgpack")]) == 2

@@ -1,4 +1,4 @@
-"""Data sources, patches and batches: shapes against the spec, determinism, and clear errors."""
+"""Data sources, patches and batches: shapes against the originals, determinism, clear errors."""
 
 import numpy as np
 import pytest

@@ -151,7 +151,9 @@ LITERATURE_BICUBIC = {  # PSNR on Y, crop = scale (e.g. the SRCNN / VDSR / EDSR 
 }
 
 
-@pytest.mark.parametrize("dataset, scale", sorted(LITERATURE_BICUBIC))
+@pytest.mark.parametrize("dataset, scale", [
+    case if case[0] == "CSet5" else pytest.param(*case, marks=pytest.mark.slow)
+    for case in sorted(LITERATURE_BICUBIC)])  # Set14's larger images with -m slow
 def test_bicubic_baseline_matches_literature(shared_data, dataset, scale):
   """HR -> MATLAB imresize 1/s -> uint8 -> imresize s -> uint8, PSNR on MATLAB Y, crop s."""
   quantise = lambda x: jnp.round(jnp.clip(x, 0, 1) * 255) / 255  # noqa: E731

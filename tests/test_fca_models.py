@@ -1,5 +1,6 @@
-"""FCA networks (spec-natsr-fca-mva §B.3–B.5): parameter counts, parity with PyTorch versions of
-the student's modules written here from the spec (small widths), and the generator's kernels."""
+"""FCA networks (the CENG501 reproduction's `Project_Cengiz/model.py`): parameter counts, parity
+with PyTorch versions of the student's modules rewritten here after that code (small widths), and
+the generator's kernels."""
 
 import math
 
@@ -23,7 +24,7 @@ from sfm_jax.ops import blur, imresize
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-# --- PyTorch references (NCHW), written from the spec -------------------------------------------
+# --- PyTorch references (NCHW), after the student's `model.py` ---------------------------------
 
 
 class TorchConvSame(nn.Conv2d):

@@ -1,4 +1,4 @@
-"""Blur-kernel estimation through a frozen SR network (spec-natsr-fca-mva §C.6).
+"""Blur-kernel estimation through a frozen SR network (MVA24-delire TP1, question 11).
 
 The must-show: "kernel estimation recovers a known Gaussian blur σ within 10% on a test image".
 The frozen network is a tiny RDN ×2 (26,481 parameters) trained here by the SR task for 400 steps
@@ -26,6 +26,7 @@ from skimage import data
 from sfm_jax import ops
 from sfm_jax.config_base import sr_config
 from sfm_jax.data.images import to_channels
+from sfm_jax.models import get_model
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
 from sfm_jax.tasks.kernel import degrade, estimate_kernel
 from sfm_jax.train.loop import build_model, build_task, train_and_evaluate
@@ -152,6 +153,7 @@ def test_free_kernel_stays_non_negative_and_normalised():
   assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 def test_recovers_a_known_blur_sigma_through_a_trained_sr_network(sr_weights):
   network = load_frozen(sr_weights)
   hr = camera_crops(96)
@@ -162,6 +164,28 @@ def test_recovers_a_known_blur_sigma_through_a_trained_sr_network(sr_weights):
   assert abs(estimates[0] - estimates[1]) < 0.01, estimates  # the same minimum from both sides
 
 
+def test_train_route_runs_through_a_frozen_sr_network(val_folder, tmp_path):
+  """train.py's route on an untrained tiny RDN: the kernel is the trained model, the frozen
+  network's weights do not move, and the weights file holds the normalised kernel."""
+  from sfm_jax.weights import save_weights
+
+  kwargs = {"channels": 1, "scale": 2, "blocks": 1, "layers": 2, "g0": 8, "g": 4}
+  save_weights(tmp_path / "sr.msgpack", get_model("rdn", **kwargs), "rdn", kwargs)
+  config = kernel_config(sr_weights=str(tmp_path / "sr.msgpack"))
+  config.data.val_source = str(val_folder)
+  config.data.patch_size = config.data.stride = 48
+  config.train.steps, config.train.batch_size, config.train.log_every = 2, 4, 1
+  config.train.eval_every = config.train.checkpoint_every = 10_000
+  result = train_and_evaluate(config, str(tmp_path / "run"))
+  assert all(np.isfinite(loss) for _, loss in result["losses"])
+  assert result["kernel"].shape == (21, 21) and abs(result["kernel"].sum() - 1) < 1e-5
+  assert float(result["sigma"]) != pytest.approx(1.0)  # the kernel moved from its start
+  model, name, _ = load_weights(tmp_path / "run" / "weights.msgpack")
+  assert name == "gaussian_kernel"
+  np.testing.assert_allclose(float(model.sigma), result["sigma"], rtol=1e-3)
+
+
+@pytest.mark.slow
 def test_train_route_estimates_the_kernel(sr_weights, val_folder, tmp_path):
   config = kernel_config(sr_weights=sr_weights, true_sigma=SIGMA0)
   config.model.kwargs.sigma = 0.8

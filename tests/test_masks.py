@@ -1,5 +1,6 @@
-"""SFM mask geometry against a direct numpy transcription of the authors' `utils_SFM.py`
-(spec §1.2–1.3), and Monte-Carlo statistics against the spec's figures."""
+"""SFM mask geometry against a direct numpy transcription of the mask functions in the authors'
+`utils_SFM.py` (majedelhelou/SFM), and Monte-Carlo statistics against the figures derived from
+the SFM paper and the original code (docs/deviations.md, "SFM mask geometry")."""
 
 import jax
 import numpy as np

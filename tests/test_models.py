@@ -9,7 +9,8 @@ import scipy.fft
 from sfm_jax.models import count_params, get_model
 from sfm_jax.models.layers import pixel_shuffle, pixel_unshuffle
 
-# Trainable parameter counts of the originals (spec-sfm §3, spec-natsr-fca-mva §C.4).
+# Trainable parameter counts of the originals: SFM's `Denoising/models.py` (DnCNN, MemNet,
+# RIDNet) and `Denoising/Microscopy/models/unet.py`, and the FFDNet of the MVA24-delire TP.
 PARAMS = [
     ("dncnn", {}, 556_032),
     ("memnet", {}, 194_922),

@@ -96,8 +96,13 @@ def provide_frozen_networks(config, folder):
       config.task[field] = str(folder / f"{name}.msgpack")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_every_config_trains_a_few_steps(name, tiny_folder, tmp_path):
+# One full training run (data, step, checkpoint, validation, weights file) per task kind; every
+# other config is checked by tracing its train step abstractly (`test_every_config_traces...`).
+FULL_RUNS = ["dncnn_b_sfm", "n2n_unet", "n2s_unet", "rrdb_x4_sfm", "ikc_corrector"]
+
+
+@pytest.mark.parametrize("name", FULL_RUNS)
+def test_one_config_per_task_kind_trains_a_few_steps(name, tiny_folder, tmp_path):
   config = shrink(load_config(name), tiny_folder)
   provide_frozen_networks(config, tmp_path)
   before = flat(nnx.state(build_model(config), nnx.Param))
@@ -107,6 +112,32 @@ def test_every_config_trains_a_few_steps(name, tiny_folder, tmp_path):
   trained, _, _ = load_weights(tmp_path / "weights.msgpack")
   after = flat(nnx.state(trained, nnx.Param))
   assert after.shape == before.shape and not np.allclose(after, before)
+
+
+def test_full_runs_cover_every_task_kind():
+  assert ({load_config(n).task.kind for n in FULL_RUNS}
+          == {load_config(n).task.kind for n in CONFIGS})
+
+
+@pytest.mark.parametrize("name", sorted(set(CONFIGS) - set(FULL_RUNS)))
+def test_every_config_traces_its_train_step(name, tiny_folder, tmp_path):
+  """Task, model and optimiser of the config fit together: one train step traced abstractly
+  (jax.eval_shape, no compilation) on a batch of its patch size; the loss is a finite scalar."""
+  from sfm_jax.train.loop import build_task, initial_state, make_train_step
+
+  config = shrink(load_config(name), tiny_folder)
+  provide_frozen_networks(config, tmp_path)
+  task = build_task(config)
+  setup = initial_state(config, task)
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  step = make_train_step(setup.defs, frozen_def, task, 0.0, config.seed)
+  size, channels = config.data.patch_size, config.data.channels
+  patches = jax.ShapeDtypeStruct((4, size, size, channels), np.uint8)
+  frozen = {"networks": frozen_networks, "constants": {}}
+  new_state, metrics = jax.eval_shape(step, setup.state, patches, np.int32(0), frozen)
+  assert metrics["loss"].shape == () and metrics["loss"].dtype == np.float32
+  assert (jax.tree.map(lambda x: (x.shape, x.dtype), new_state)
+          == jax.tree.map(lambda x: (x.shape, x.dtype), setup.state))
 
 
 def test_resumed_training_equals_uninterrupted(tiny_folder, tmp_path):
@@ -229,7 +260,7 @@ def test_eval_csv_values_recomputed_independently(tiny_folder, tmp_path):
                "dct_denoiser", {"patch": 4, "ratio": 0.0})
   out = subprocess.run(
       [sys.executable, "eval.py", "--weights", str(tmp_path / "identity.msgpack"), "--dataset",
-       str(tiny_folder), "--sigmas", "15,50", "--output", str(tmp_path / "out")],
+       str(tiny_folder), "--config.eval.sigmas=15,50", "--output", str(tmp_path / "out")],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
@@ -255,24 +286,34 @@ def run_train(args, cwd=ROOT):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("--config.data.source={missing}", "does not exist"),
-    ("--config.data.source={empty}", "has no"),
-    ("--config.data.source={corrupt}", "cannot read image"),
-    ("--config.data.patch_size=64", "smaller than the 64×64 training patch"),
-    ("--config.model.name=dncnnn", "unknown model 'dncnnn'"),
+    ({"data.source": "{missing}"}, "does not exist"),
+    ({"data.source": "{empty}"}, "has no"),
+    ({"data.source": "{corrupt}"}, "cannot read image"),
+    ({"data.patch_size": 64}, "smaller than the 64×64 training patch"),
+    ({"model.name": "dncnnn"}, "unknown model 'dncnnn'"),
 ])
-def test_bad_input_gives_one_clear_line(override, message, tiny_folder, tmp_path):
+def test_bad_input_is_a_user_error_naming_the_fix(override, message, tiny_folder, tmp_path):
+  from sfm_jax.cli import USER_ERRORS
+
   (tmp_path / "empty").mkdir()
   corrupt = tmp_path / "corrupt"
   corrupt.mkdir()
   (corrupt / "a.png").write_bytes(b"\x89PNG broken")
-  arg = override.format(missing=tmp_path / "nope", empty=tmp_path / "empty", corrupt=corrupt)
-  source = [] if "data.source" in override else [f"--config.data.source={tiny_folder}"]
-  out = run_train(["--config", "configs/quickstart.py", "--workdir", str(tmp_path / "w"), arg,
-                   *source, f"--config.data.val_source={tiny_folder}"])
+  config = shrink(load_config("quickstart"), tiny_folder, steps=1)
+  for field, value in override.items():
+    section, key = field.split(".")
+    config[section][key] = value if not isinstance(value, str) else value.format(
+        missing=tmp_path / "nope", empty=tmp_path / "empty", corrupt=corrupt)
+  with pytest.raises(USER_ERRORS, match=message):
+    train_and_evaluate(config, str(tmp_path / "w"))
+
+
+def test_a_user_error_is_one_line_and_exit_status_2(tmp_path):
+  out = run_train(["--config", "configs/quickstart.py", "--workdir", str(tmp_path / "w"),
+                   f"--config.data.source={tmp_path / 'nope'}"])
   assert out.returncode == 2
   error_lines = [l for l in out.stderr.splitlines() if l.startswith("error:")]
-  assert len(error_lines) == 1 and message in error_lines[0], out.stderr[-2000:]
+  assert len(error_lines) == 1 and "does not exist" in error_lines[0], out.stderr[-2000:]
   assert "Traceback" not in out.stderr
 
 
@@ -280,6 +321,7 @@ def test_bad_input_gives_one_clear_line(override, message, tiny_folder, tmp_path
     (["--config", "configs/quickstart.py", "--config.train.stepz=3"], 'Did you mean "steps"'),
     (["--config", "configs/quickstart.py", "--config.train.steps=abc"], "invalid literal"),
     (["--config", "configs/no_such_config.py"], "No such file or directory"),
+    (["--config", "configs/quickstart.py", "--stepz=3"], "unknown flag --stepz"),
 ])
 def test_bad_config_flags_give_one_clear_line(args, message, tmp_path):
   out = run_train([*args, "--workdir", str(tmp_path)])

@@ -1,5 +1,7 @@
-"""PyTorch versions of the original networks, written from the specs (spec-sfm §3, §4.1, §5.2):
-the references for the converter's parity tests and the side-by-side benchmarks."""
+"""PyTorch versions of the original networks, rewritten after majedelhelou/SFM's
+`Denoising/models.py`, `Denoising/RIDmodel/`, `Denoising/Microscopy/models/unet.py` and
+`SR/model/RRDB.py`: the references for the converter's parity tests and the side-by-side
+benchmarks."""
 
 import numpy as np
 import torch
@@ -207,7 +209,7 @@ class ResidualInResidual(nn.Module):
 
 
 class RRDBNetSFM(nn.Module):
-  """spec-sfm §5.2: trunk, then tail = [(conv nf->4nf, shuffle 2) ×2, conv nf->1]; the
+  """SFM's `SR/model/RRDB.py`: trunk, then tail = [(conv nf->4nf, shuffle 2) ×2, conv nf->1]; the
   upconv1-4 / HRconv / conv_last modules exist but the forward never uses them."""
 
   def __init__(self, nb=23, nf=64, gc=32, esrgan=False):
