@@ -111,8 +111,7 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     settings = config.eval
     images = load_source(dataset, "val", 3)
     return run_sr(None, "bicubic", "bicubic from MATLAB imresize", settings, images, dataset,
-                  output,
-                  settings.scale, _blur_sigmas(settings, config, given_config))
+                  output, settings.scale, _blur_sigmas(settings, config, given_config))
   model, name, kwargs, source, metadata = _load_model(config, given_config, workdir, step,
                                                       weights)
   settings = _settings(config, given_config, overrides, metadata)
