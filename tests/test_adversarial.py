@@ -157,6 +157,33 @@ def test_ragan_losses_match_the_formula():
                              -np.mean(np.log(1 / (1 + np.exp(-r)) + 1e-10)), rtol=1e-5)
 
 
+def test_nmd_config_trains_a_few_steps_and_checkpoints_its_curriculum(photo_folder, tmp_path):
+  """configs/nmd.py through train.py's loop, tiny: the NMD moves, the curriculum state (σ, α and
+  the accuracy windows) is in the checkpoint, and validation reports both accuracies."""
+  config = load_config("nmd")
+  config.data.source = config.data.val_source = str(photo_folder)
+  config.data.patch_size, config.data.stride = 32, 32
+  config.model.kwargs.nf = 4
+  config.task.curriculum_patches, config.task.curriculum_every = 4, 1
+  config.train.steps, config.train.batch_size, config.train.log_every = 2, 8, 1
+  config.train.eval_every, config.train.checkpoint_every = 10_000, 2
+  before = flat(nnx.state(build_model(config), nnx.Param))
+  result = train_and_evaluate(config, str(tmp_path))
+  assert all(np.isfinite(loss) for _, loss in result["losses"])
+  assert 0.0 <= result["accuracy_noisy"] <= 100.0 and 0.0 <= result["accuracy_blurry"] <= 100.0
+  trained, _, _ = load_weights(tmp_path / "weights.msgpack")
+  assert not np.allclose(flat(nnx.state(trained, nnx.Param)), before)
+  template = initial_state(config, build_task(config)).state
+  checkpoints = Checkpoints(tmp_path)
+  saved = checkpoints.restore(2, _to_pure(template))
+  checkpoints.close()
+  assert set(saved["task"]) == {"sigma", "alpha", "noisy_window", "blurry_window"}
+  # Two evaluations entered the 10-wide windows of zeros, too few to move σ or α.
+  assert np.all(np.asarray(saved["task"]["noisy_window"])[:-2] == 0)
+  assert float(saved["task"]["sigma"]) == pytest.approx(0.1)
+  assert float(saved["task"]["alpha"]) == pytest.approx(0.5)
+
+
 @pytest.mark.slow
 def test_short_nmd_training_separates_clean_from_inject_dct(tmp_path):
   """A small NMD (nf=8), 32×32 patches, 600 CPU steps at the paper's Adam 1e-4: held-out
