@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import ml_collections
 
-from sfm_jax.models import constructor_defaults
+from sfm_jax.models import check_model_arguments, constructor_defaults
 
 
 def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
   """{name, kwargs, init_weights} of a registered model: kwargs holds every constructor
   argument (its default, or `overrides`), so any of them can be set from the command line."""
+  check_model_arguments(name, overrides)
   kwargs = ml_collections.ConfigDict()
   for key, (default, kind) in constructor_defaults(name).items():
-    value = overrides.pop(key, default)
+    value = overrides.get(key, default)
     kwargs[key] = ml_collections.FieldReference(value, field_type=kind) if value is None else value
-  if overrides:
-    raise ValueError(f"model {name!r} takes no arguments {sorted(overrides)}; it takes "
-                     f"{sorted(kwargs)}.")
   return ml_collections.ConfigDict({
       "name": name, "kwargs": kwargs,
       "init_weights": ""})  # a weights file (train.py / sfm_jax.convert) to fine-tune from

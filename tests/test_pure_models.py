@@ -6,40 +6,35 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from test_train import TINY
 
 from sfm_jax.models import MODELS, get_model
 
-# (tiny constructor arguments, input shapes) per registered model; a (B,) noise level follows
-# a denoiser's image, a (B, 10) kernel code is the second input of SFTMD and the Corrector.
-TINY = {
-    "dncnn": ({"num_layers": 3, "features": 8}, [(2, 16, 16, 1), (2,)]),
-    "memnet": ({"features": 4, "num_memblock": 2, "num_resblock": 1}, [(2, 16, 16, 1), (2,)]),
-    "ridnet": ({"features": 16, "reduction": 4, "num_blocks": 1}, [(1, 16, 16, 1), (1,)]),
-    "ffdnet": ({"num_layers": 3, "features": 8}, [(2, 16, 16, 1), (2,)]),
-    "dct_denoiser": ({"patch": 4, "learnable": True, "threshold": "soft"}, [(1, 16, 16, 1), (1,)]),
-    "unet": ({"features": 8}, [(1, 32, 32, 1), (1,)]),
-    "rrdb": ({"nb": 1, "nf": 8, "gc": 4}, [(1, 6, 6, 1)]),
-    "rcan": ({"groups": 1, "blocks": 1, "nf": 16}, [(1, 6, 6, 1)]),
-    "rdn": ({"blocks": 1, "layers": 2, "g0": 8, "g": 4}, [(1, 6, 6, 3)]),
-    "frsr": ({"nf": 8}, [(1, 4, 4, 3)]),
-    "kmsr": ({"nf": 8, "blocks": 1}, [(1, 9, 9, 3)]),
-    "sftmd": ({"nf": 8, "blocks": 1}, [(1, 6, 6, 3), (1, 10)]),
-    "ikc_predictor": ({"nf": 8}, [(1, 8, 8, 3)]),
-    "ikc_corrector": ({"nf": 8}, [(1, 16, 16, 3), (1, 10)]),
-    "vgg_discriminator": ({"nf": 4}, [(1, 128, 128, 1)]),
-    "natsr_discriminator": ({"nf": 4}, [(1, 32, 32, 3)]),
-    "nmd": ({"nf": 4}, [(1, 32, 32, 3)]),
-    "vgg19_features": ({}, [(1, 16, 16, 3)]),
-    "fca_generator": ({"nf": 8}, [(1, 32, 32, 3)]),
-    "fca_fdc": ({"nf": 4}, [(1, 16, 16, 3), (1, 16, 16, 3)]),
-    "fca_wavelet_d": ({"nf": 4}, [(1, 128, 128, 3), (1, 128, 128, 3)]),
-    "gaussian_kernel": ({"size": 7}, []),
-    "free_kernel": ({"size": 7}, []),
+# Tiny constructor arguments: test_train's (the training configs' models), and here those of
+# the critics, feature extractors and kernel modules.
+KWARGS = {**TINY, "dct_denoiser": {"patch": 4, "learnable": True, "threshold": "soft"},
+          "vgg_discriminator": {"nf": 4}, "natsr_discriminator": {"nf": 4},
+          "vgg19_features": {}, "fca_fdc": {"nf": 4}, "fca_wavelet_d": {"nf": 4},
+          "gaussian_kernel": {"size": 7}, "free_kernel": {"size": 7}}
+# Input shapes; a (B,) noise level follows a denoiser's image, a (B, 10) kernel code is the
+# second input of SFTMD and the Corrector.
+SHAPES = {
+    "dncnn": [(2, 16, 16, 1), (2,)], "memnet": [(2, 16, 16, 1), (2,)],
+    "ridnet": [(1, 16, 16, 1), (1,)], "ffdnet": [(2, 16, 16, 1), (2,)],
+    "dct_denoiser": [(1, 16, 16, 1), (1,)], "unet": [(1, 32, 32, 1), (1,)],
+    "rrdb": [(1, 6, 6, 1)], "rcan": [(1, 6, 6, 1)], "rdn": [(1, 6, 6, 3)], "frsr": [(1, 4, 4, 3)],
+    "kmsr": [(1, 9, 9, 3)], "sftmd": [(1, 6, 6, 3), (1, 10)], "ikc_predictor": [(1, 8, 8, 3)],
+    "ikc_corrector": [(1, 16, 16, 3), (1, 10)], "vgg_discriminator": [(1, 128, 128, 1)],
+    "natsr_discriminator": [(1, 32, 32, 3)], "nmd": [(1, 32, 32, 3)],
+    "vgg19_features": [(1, 16, 16, 3)], "fca_generator": [(1, 32, 32, 3)],
+    "fca_fdc": [(1, 16, 16, 3), (1, 16, 16, 3)],
+    "fca_wavelet_d": [(1, 128, 128, 3), (1, 128, 128, 3)],
+    "gaussian_kernel": [], "free_kernel": [],
 }
 
 
 def test_every_registered_model_has_a_tiny_version():
-  assert set(TINY) == set(MODELS)
+  assert set(SHAPES) == set(MODELS) and set(KWARGS) >= set(MODELS)
 
 
 def inputs(shapes, seed=0):
@@ -57,7 +52,7 @@ def as_function(model):
 def directional_derivative(name, with_reverse: bool):
   """(<u, J·t> by jax.jvp, <Jᵀ·u, t> by jax.vjp or None) of the tiny model's output with
   respect to its parameters, for random tangents t and output cotangents u."""
-  kwargs, shapes = TINY[name]
+  kwargs, shapes = KWARGS[name], SHAPES[name]
   model = get_model(name, **kwargs)
   model.eval()  # running statistics: the function has no side effects to trace
   f, params = as_function(model)
@@ -76,7 +71,7 @@ def directional_derivative(name, with_reverse: bool):
                           zip(jax.tree.leaves(reverse), jax.tree.leaves(tangent), strict=True))
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(SHAPES))
 def test_jvp_through_every_model_on_the_default_path(name):
   through_jvp, _ = directional_derivative(name, with_reverse=False)
   assert np.isfinite(through_jvp) and through_jvp != 0.0
@@ -93,7 +88,7 @@ def test_forward_mode_agrees_with_reverse_mode(name):
 def test_cpu_kernels_give_the_same_values_and_gradients(name):
   """The folded weight gradient and one-pass BatchNorm, injected by cpu_kernels=True, against
   plain Flax in training mode (batch statistics), for the loss Σ sin(model(x))."""
-  kwargs, shapes = TINY[name]
+  kwargs, shapes = KWARGS[name], SHAPES[name]
   xs = inputs(shapes, seed=1)
   results = []
   for cpu_kernels in (False, True):

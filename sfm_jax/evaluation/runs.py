@@ -21,6 +21,12 @@ from sfm_jax.tasks.ikc import gaussian_codes
 from sfm_jax.weights import load_weights, weights_metadata
 
 
+def _print_report(source: str, dataset: str, images, table: str, output: pathlib.Path):
+  print(f"{source} on {dataset} ({len(images)} images)")
+  print(table)
+  print(f"Per-image results: {output / 'results.csv'}")
+
+
 def run_denoise(model, source: str, settings, images, dataset: str, output: pathlib.Path,
                 save_images: bool = False) -> dict:
   """The denoising protocol of `settings` (eval.sigmas, clip_noisy, noise_seed, …)."""
@@ -29,9 +35,7 @@ def run_denoise(model, source: str, settings, images, dataset: str, output: path
                                  output / "images" if save_images else None, progress=True)
   summary = denoise.summarize(rows)
   denoise.write_reports(output, rows, summary, protocol)
-  print(f"{source} on {dataset} ({len(images)} images)")
-  print(denoise.format_table(summary, protocol))
-  print(f"Per-image results: {output / 'results.csv'}")
+  _print_report(source, dataset, images, denoise.format_table(summary, protocol), output)
   return summary
 
 
@@ -47,9 +51,8 @@ def run_sr(model, name: str, source: str, settings, images, dataset: str,
                                     kernel_size=settings.kernel_size,
                                     y_channel=settings.y_channel, progress=True)]
   summary = sr.write_sr_reports(output, rows, scale)
-  print(f"{source} on {dataset} ({len(images)} images)")
-  print(sr.format_sr_table(summary, name, scale, rgb=not settings.y_channel))
-  print(f"Per-image results: {output / 'results.csv'}")
+  table = sr.format_sr_table(summary, name, scale, rgb=not settings.y_channel)
+  _print_report(source, dataset, images, table, output)
   return summary
 
 
@@ -66,9 +69,8 @@ def run_ikc(networks, code_of_sigma, source: str, settings, images, dataset: str
                                       kernel_size=settings.kernel_size,
                                       y_channel=settings.y_channel, progress=True)]
   summary = sr.write_sr_reports(output, rows, scale, ikc.IKC_COLUMNS)
-  print(f"{source} on {dataset} ({len(images)} images)")
-  print(ikc.format_ikc_table(summary, scale, settings.corrections))
-  print(f"Per-image results: {output / 'results.csv'}")
+  table = ikc.format_ikc_table(summary, scale, settings.corrections)
+  _print_report(source, dataset, images, table, output)
   return summary
 
 
