@@ -7,7 +7,10 @@ skip with the reason when they are absent.
 
 Compiled XLA programs are cached on disk for the session (and shared by xdist workers and the
 subprocesses that tests start), so the many tiny training runs that compile the same step reuse
-one compilation; the cache changes no result.
+one compilation; the cache changes no result. The tests compile hundreds of small programs and
+run most of them once, so XLA's backend optimisation (LLVM) passes are switched off
+(--xla_backend_optimization_level=0): compiles are ~10× faster, results agree to float32
+rounding. SFM_JAX_TEST_XLA_OPTIMIZE=1 keeps the passes.
 """
 
 import os
@@ -19,6 +22,9 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_platforms", "cpu")
+if os.environ.get("SFM_JAX_TEST_XLA_OPTIMIZE", "0") != "1":  # before JAX starts its backend
+  os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""),
+                                      "--xla_backend_optimization_level=0"]).strip()
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("SFM_JAX_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -36,6 +42,19 @@ def _folder_or_skip(path: pathlib.Path, variable: str, what: str) -> pathlib.Pat
   if not path.is_dir():
     pytest.skip(f"{path} not found: set {variable} to the folder of {what}")
   return path
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+  """Six 48×48 crops of the bundled 'camera' photo (gray PNGs)."""
+  from PIL import Image
+  from skimage import data
+
+  folder = tmp_path_factory.mktemp("tiny")
+  camera = data.camera()
+  for i in range(6):
+    Image.fromarray(camera[60 * i:60 * i + 48, 100:148]).save(folder / f"crop{i}.png")
+  return folder
 
 
 @pytest.fixture

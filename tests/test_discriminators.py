@@ -195,11 +195,11 @@ def test_spectral_norm_converges_to_one_in_train_mode_and_freezes_in_eval():
     kernel = np.asarray(layer.normalized_kernel())
     top = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
     assert abs(top - 1.0) < 1e-2
-  assert model(x).shape == (1,)
+  assert apply(model, x).shape == (1,)
   for a, b in zip(before, _u(model), strict=True):
     np.testing.assert_array_equal(a, b)
   model.train()
-  model(x)
+  apply(model, x)
   assert any(not np.array_equal(a, b) for a, b in zip(before, _u(model), strict=True))
 
 

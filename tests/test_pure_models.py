@@ -71,13 +71,19 @@ def directional_derivative(name, with_reverse: bool):
                           zip(jax.tree.leaves(reverse), jax.tree.leaves(tangent), strict=True))
 
 
+# Forward mode through all 23 models takes ~20 compilations (minutes here): the slow tier that
+# .ci/run runs. By default, test_forward_mode_agrees_with_reverse_mode covers three families.
+THREE_FAMILIES = ("dncnn", "rrdb", "fca_generator")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_jvp_through_every_model_on_the_default_path(name):
   through_jvp, _ = directional_derivative(name, with_reverse=False)
   assert np.isfinite(through_jvp) and through_jvp != 0.0
 
 
-@pytest.mark.parametrize("name", ["dncnn", "rrdb", "fca_generator"])
+@pytest.mark.parametrize("name", THREE_FAMILIES)
 def test_forward_mode_agrees_with_reverse_mode(name):
   """<u, J·t> (jax.jvp) = <Jᵀ·u, t> (jax.vjp): the plain layers' two modes are one derivative."""
   through_jvp, through_vjp = directional_derivative(name, with_reverse=True)
@@ -99,7 +105,8 @@ def test_cpu_kernels_give_the_same_values_and_gradients(name):
   (plain_loss, plain_grads, plain_stats), (cpu_loss, cpu_grads, cpu_stats) = results
   np.testing.assert_allclose(cpu_loss, plain_loss, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(cpu_grads), jax.tree.leaves(plain_grads), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # float32 sums in another order: each entry within 1e-5 of its leaf's largest entry
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
   for a, b in zip(jax.tree.leaves(cpu_stats), jax.tree.leaves(plain_stats), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
