@@ -12,8 +12,15 @@ from sfm_jax import cli, xla_cpu
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. "
                                           "configs/quickstart.py.", lock_config=True)
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-host: call "
-                                 "jax.distributed.initialize() first (one process per host).")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-host: one process per host, joined "
+                                 "by jax.distributed.initialize (the cluster is detected when "
+                                 "the three flags below are absent).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "--distributed: HOST:PORT of "
+                                   "process 0, which binds to exactly this address.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "--distributed: how many processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "--distributed: this process's index.")
+_FORCE_RESUME = flags.DEFINE_bool("force_resume", False, "Resume a workdir whose recorded "
+                                  "config differs from --config (beyond run length and logging).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and weights go here "
                                "(default: runs/<config name>).")
 
@@ -27,13 +34,12 @@ def main(argv):
   if flags.FLAGS["config"].value is None and not flags.FLAGS["config"].present:
     raise app.UsageError("pass --config, e.g. --config configs/quickstart.py")
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
-  if _DISTRIBUTED.value:
-    import jax
-
-    jax.distributed.initialize()
   with cli.report_user_errors():
+    config = cli.config_value(_CONFIG)
+    if _DISTRIBUTED.value:
+      cli.start_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     workdir = _WORKDIR.value or cli.default_workdir(config_path)
-    train_and_evaluate(cli.config_value(_CONFIG), workdir)
+    train_and_evaluate(config, workdir, force_resume=_FORCE_RESUME.value)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,17 @@ import sys
 
 from absl import flags, logging
 
-from sfm_jax.data.images import DataError
+from sfm_jax.errors import CheckpointError, DataError, TrainingError
 
-USER_ERRORS = (DataError, ValueError, FileNotFoundError)
+USER_ERRORS = (DataError, ValueError, FileNotFoundError, CheckpointError, TrainingError)
 
 
 @contextlib.contextmanager
 def report_user_errors():
   """Turns a user's mistake into one line on stderr and exit status 2 (no traceback)."""
-  from sfm_jax.train.loop import TrainingError  # the loop imports TensorFlow (via clu)
-
   try:
     yield
-  except (*USER_ERRORS, TrainingError) as error:
+  except USER_ERRORS as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
 
@@ -87,3 +85,24 @@ def config_value(holder):
 def default_workdir(config_path: str) -> str:
   """runs/<config file stem>, e.g. runs/quickstart for configs/quickstart.py."""
   return str(pathlib.Path("runs") / pathlib.Path(config_path.split(":")[0]).stem)
+
+
+def start_distributed(coordinator_address: str | None, num_processes: int | None,
+                      process_id: int | None) -> None:
+  """jax.distributed.initialize with the given coordinator (which binds to that address only,
+  not every interface), or the cluster's own description (SLURM, Cloud TPU, …) when all three
+  are None."""
+  import jax
+
+  given = (coordinator_address, num_processes, process_id)
+  if any(v is not None for v in given) and any(v is None for v in given):
+    raise ValueError("--distributed takes all of --coordinator_address, --num_processes and "
+                     "--process_id, or none of them (cluster auto-detection).")
+  if coordinator_address is None:
+    jax.distributed.initialize()
+    return
+  if not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id={process_id} must lie in [0, --num_processes="
+                     f"{num_processes}).")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                             coordinator_bind_address=coordinator_address)

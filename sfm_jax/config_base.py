@@ -98,6 +98,7 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   c.train.keep_checkpoints = 3
   c.train.ema_decay = 0.0  # > 0 keeps an exponential moving average of the weights
   c.train.cpu_kernels = "auto"  # CPU training kernels: "auto" (on a CPU), "on", "off"
+  c.train.require_improvement = True  # no weights file if the model ends below its input
   c.eval = eval_fields("shared")
   return c
 

@@ -8,6 +8,7 @@ writes the same format from PyTorch checkpoints, and `eval.py --weights FILE` re
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 
 import jax
@@ -27,8 +28,14 @@ def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs:
              "metadata": _plain(metadata or {}), "state": state}
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_bytes(serialization.msgpack_serialize(payload))
+  write_atomically(path, serialization.msgpack_serialize(payload))
+
+
+def write_atomically(path: pathlib.Path, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it over `path`: a reader
+  sees the old file or the new one, never a part of one."""
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_bytes(data)
   tmp.replace(path)
 
 

@@ -10,6 +10,8 @@ import pathlib
 
 import numpy as np
 
+from sfm_jax.errors import DataError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # scikit-image's bundled photos: the zero-setup default data. "val" is held out from "train".
 BUILTIN = {
@@ -19,17 +21,36 @@ BUILTIN = {
 }
 
 
-class DataError(ValueError):
-  """A problem with the user's data or data settings."""
+def to_uint8(image: np.ndarray) -> np.ndarray:
+  """Any image array -> uint8 with the same content: bool is 0/255, uint16 (and 16-bit PNG's
+  int32) is rescaled from 0–65535, float is read as [0, 1] (float TIFF). Raises DataError for
+  a float image outside [0, 1] or an integer image beyond 16 bits, whose scale is unknown."""
+  image = np.asarray(image)
+  if image.dtype == np.uint8:
+    return image
+  if image.dtype == bool:
+    return image.astype(np.uint8) * 255
+  if np.issubdtype(image.dtype, np.floating):
+    low, high = float(np.nanmin(image)), float(np.nanmax(image))
+    if not (np.isfinite(image).all() and -1e-3 <= low and high <= 1 + 1e-3):
+      raise DataError(f"a float image with values in [{low:g}, {high:g}]; float images must "
+                      "lie in [0, 1]: rescale it, or save it as an 8- or 16-bit PNG.")
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+  if np.issubdtype(image.dtype, np.integer):
+    low, high = int(image.min()), int(image.max())
+    if low < 0 or high > 65535:
+      raise DataError(f"an integer image with values in [{low}, {high}]; use 8- or 16-bit "
+                      "images (0–255 or 0–65535).")
+    if image.dtype.itemsize == 1:
+      return image.astype(np.uint8)
+    return np.round(image.astype(np.float64) * (255 / 65535)).astype(np.uint8)
+  raise DataError(f"unsupported image data type {image.dtype}; use 8- or 16-bit PNG or TIFF.")
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
-  """uint8 (H, W) / (H, W, 1|3|4) -> (H, W, channels); gray = ITU-R 601 luma (PIL's 'L')."""
-  image = np.asarray(image)
-  if image.dtype == bool:
-    image = image.astype(np.uint8) * 255
-  if image.dtype != np.uint8:
-    image = np.clip(np.round(image * (255 if image.max() <= 1 else 1)), 0, 255).astype(np.uint8)
+  """An image (H, W) / (H, W, 1|3|4) of any `to_uint8` type -> uint8 (H, W, channels); gray is
+  ITU-R 601 luma (PIL's 'L')."""
+  image = to_uint8(image)
   if image.ndim == 2:
     image = image[:, :, None]
   image = image[:, :, :3]  # drop alpha
@@ -87,8 +108,10 @@ def load_tfds(name: str, split: str, channels: int, data_dir: str | None = None,
     dataset, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True,
                               try_gcs=False)
   except Exception as error:  # tfds raises many types for unknown or unprepared datasets
-    raise DataError(f"cannot load TFDS dataset {name!r} split {split!r} ({error}); build it "
-                    "first with `tfds build` or check the name.") from None
+    # the first line only: for an unknown name, tfds goes on to list every dataset it knows
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    raise DataError(f"cannot load TFDS dataset {name!r} split {split!r} ({reason}); build it "
+                    "first with `tfds build`, or check the name.") from None
   keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Image)]
   key = image_key or (keys[0] if keys else None)
   if key is None:

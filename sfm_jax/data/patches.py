@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfm_jax.data.images import DataError
+from sfm_jax.errors import DataError
 from sfm_jax.ops.resize import resize_matrix
 
 

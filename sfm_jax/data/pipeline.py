@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import typing
 from collections.abc import Iterator
 
 import jax
 import numpy as np
 
-from sfm_jax.data.images import DataError
+from sfm_jax.errors import DataError
 
 
 class PatchBatches:
@@ -51,7 +52,8 @@ class PatchBatches:
 class Prefetcher:
   """Moves host batches to the devices of `sharding` in a background thread, `size` ahead.
 
-  Use as an iterator; `close()` (or the context manager) stops and joins the thread.
+  Use as an iterator; an error in the thread is raised by the `next()` that would have received
+  its batch. `close()` (or the context manager) stops and joins the thread.
   """
 
   def __init__(self, batches: Iterator[np.ndarray], sharding: jax.sharding.Sharding,
@@ -62,22 +64,32 @@ class Prefetcher:
     self._thread.start()
 
   def _produce(self, batches, sharding):
-    for batch in batches:
-      array = jax.make_array_from_process_local_data(sharding, batch)
-      while not self._stop.is_set():
-        try:
-          self._slots.put(array, timeout=0.1)
-          break
-        except queue.Full:
-          continue
-      if self._stop.is_set():
-        return
+    try:
+      for batch in batches:
+        if not self._put(jax.make_array_from_process_local_data(sharding, batch)):
+          return
+      self._put(_Failure(StopIteration()))
+    except BaseException as error:  # handed to the consumer, which raises it
+      self._put(_Failure(error))
+
+  def _put(self, item) -> bool:
+    """Waits for a free slot; False once close() was called."""
+    while not self._stop.is_set():
+      try:
+        self._slots.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
 
   def __iter__(self):
     return self
 
   def __next__(self) -> jax.Array:
-    return self._slots.get()
+    item = self._slots.get()
+    if isinstance(item, _Failure):
+      raise item.error
+    return item
 
   def close(self):
     self._stop.set()
@@ -88,3 +100,7 @@ class Prefetcher:
 
   def __exit__(self, *exc):
     self.close()
+
+
+class _Failure(typing.NamedTuple):
+  error: BaseException

@@ -12,6 +12,7 @@ import pathlib
 
 import ml_collections
 
+from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.evaluation import denoise, ikc, sr
 from sfm_jax.inference import make_apply, make_upscaler
@@ -106,7 +107,8 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
   overrides: the --config.x=… values given ({"eval.sigmas": …}); for --weights runs without a
     config they win over the eval fields saved in the weights file, which win over the defaults.
   """
-  check_output_folder(output)
+  check_writable_folder(output, "--output folder")
+  check_eval_settings(config.eval)
   if task == "ikc" or ikc_weights:
     return _evaluate_ikc(config, ikc_weights, dataset, output)
   if bicubic:
@@ -117,6 +119,7 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
   model, name, kwargs, source, metadata = _load_model(config, given_config, workdir, step,
                                                       weights)
   settings = _settings(config, given_config, overrides, metadata)
+  check_eval_settings(settings)
   protocol = _protocol(task, config, given_config, metadata, name)
   channels = kwargs.get("channels", 1 if protocol == "denoise" else 3)
   images = load_source(dataset, "val", channels)
@@ -129,12 +132,6 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
                      f"{source} is a {protocol!r} model.")
   return run_sr(model, name, source, settings, images, dataset, output, kwargs.get("scale", 4),
                 _blur_sigmas(settings, config, given_config))
-
-
-def check_output_folder(output: pathlib.Path) -> None:
-  """Fails before any work if `output` cannot become a report folder."""
-  if output.exists() and not output.is_dir():
-    raise ValueError(f"--output {output} is a file; pass a folder (it is created if missing).")
 
 
 def _load_model(config, given_config: bool, workdir, step, weights):

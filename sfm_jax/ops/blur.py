@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sfm_jax.ops._checks import check_batch, check_float_images, check_nonnegative
+from sfm_jax.ops._sharding import per_batch_shard
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -113,12 +114,21 @@ def blur(images: jax.Array, kernels: jax.Array, padding: str = "reflect") -> jax
     (B, H, W, C) blurred images.
   """
   check_batch(images)
-  batch, height, width, channels = images.shape
+  batch = images.shape[0]
   if kernels.ndim == 2:
     kernels = jnp.broadcast_to(kernels, (batch, *kernels.shape))
   if kernels.ndim != 3 or kernels.shape[0] != batch or kernels.shape[1] % 2 == 0:
     raise ValueError(f"kernels shape {tuple(kernels.shape)} does not fit a batch of {batch}; "
                      "pass (k, k) or (B, k, k) with k odd.")
+  if batch == 0:
+    return images
+  return per_batch_shard(functools.partial(_blur, padding=padding), images,
+                         kernels.astype(images.dtype))
+
+
+def _blur(images: jax.Array, kernels: jax.Array, padding: str) -> jax.Array:
+  """`blur` of (B, H, W, C) images with (B, k, k) kernels on one device's batch."""
+  batch, height, width, channels = images.shape
   r_h, r_w = kernels.shape[1] // 2, kernels.shape[2] // 2
   padded = jnp.pad(images, ((0, 0), (r_h, r_h), (r_w, r_w), (0, 0)), mode=padding)
   # Fold batch into channels so one grouped conv applies a different kernel to every (image, c).

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sfm_jax.ops._checks import check_float_images, check_multiple_of
+from sfm_jax.ops._sharding import per_batch_shard
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -91,7 +92,7 @@ def dct2(x: jax.Array) -> jax.Array:
   """
   check_float_images(x, "x")
   h, w = x.shape[-3:-1]
-  return _transform_hw(x, dct_matrix(h), dct_matrix(w))
+  return _per_image(lambda x: _transform_hw(x, dct_matrix(h), dct_matrix(w)), x)
 
 
 @jax.jit
@@ -99,7 +100,12 @@ def idct2(coeffs: jax.Array) -> jax.Array:
   """Inverse of `dct2` (orthonormal DCT-III over the spatial axes of (..., H, W, C))."""
   check_float_images(coeffs, "coeffs")
   h, w = coeffs.shape[-3:-1]
-  return _transform_hw(coeffs, dct_matrix(h).T, dct_matrix(w).T)
+  return _per_image(lambda c: _transform_hw(c, dct_matrix(h).T, dct_matrix(w).T), coeffs)
+
+
+def _per_image(transform, x: jax.Array) -> jax.Array:
+  """transform(x), by every device on its share of an explicitly sharded batch (x.ndim ≥ 4)."""
+  return per_batch_shard(transform, x) if x.ndim >= 4 else transform(x)
 
 
 def _to_blocks(x: jax.Array, block: int) -> jax.Array:

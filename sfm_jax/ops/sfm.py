@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from sfm_jax.ops._checks import check_batch, check_nonnegative, check_unit_interval
+from sfm_jax.ops._sharding import per_batch_shard
 from sfm_jax.ops.dct import filter_dct, synthesize_dct
 from sfm_jax.ops.masks import mode_name, sample_masks
 from sfm_jax.ops.noise import gaussian_noise
@@ -59,36 +60,54 @@ def masked_gaussian_noise(key: jax.Array, masks: jax.Array, sigma, channels: int
   return _on_masked_images(synthesize_dct, coeffs, masks)
 
 
-def _capacities(batch: int) -> list[int]:
-  """Static sub-batch sizes for the masked transform: 0 and every 1/16 of the batch."""
-  return sorted({0} | {max(1, math.ceil(batch * k / 16)) for k in range(1, 17)})
+# The images to transform are processed in chunks of ceil(B / 16), so the work follows the number
+# selected to within 1/16 of the batch: all 16 chunks at once, or the base-4 digits of the chunk
+# count as loops of 4-chunk and 1-chunk sub-batches. Three transform sizes to compile (the
+# first call takes well under half the time of one branch per 1/16, see
+# benchmarks/sfm_compile.py), at the same steady-state speed.
+CHUNKS = 16
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _on_masked_images(transform, x: jax.Array, masks: jax.Array) -> jax.Array:
-  """transform(x, masks) on the images with a non-constant mask; c·x on the others.
+  """transform(x, masks) on the images with a non-constant mask; c·x on the others. Each
+  device does its own share of an explicitly sharded batch."""
+  if x.shape[0] == 0:
+    return x
+  return per_batch_shard(functools.partial(_transform_active, transform), x,
+                         masks.astype(x.dtype))
 
-  Under jit shapes are static, so the images to transform are moved to the front and the
-  smallest static sub-batch that holds them all is processed (`lax.switch` runs one branch).
-  """
-  masks = masks.astype(x.dtype)
-  flat = masks.reshape(masks.shape[0], -1)
+
+def _transform_active(transform, x: jax.Array, masks: jax.Array) -> jax.Array:
+  """`_on_masked_images` on one (unsharded) batch. Under jit shapes are static, so the active
+  images are moved to the front and covered by static sub-batches of whole chunks."""
+  batch = x.shape[0]
+  flat = masks.reshape(batch, -1)
   active = flat.min(axis=1) != flat.max(axis=1)
   out = x * masks[:, :1, :1, None]  # exact for constant masks, overwritten for the active ones
   order = jnp.argsort(~active, stable=True)
-  capacities = _capacities(x.shape[0])
+  chunk = math.ceil(batch / CHUNKS)
+  needed = (active.sum() + chunk - 1) // chunk  # chunks that hold every active image
 
-  def transform_first(capacity):
-    def run():
-      if capacity == 0:
-        return out
-      idx = order[:capacity]
-      done = transform(x[idx], masks[idx])
-      return out.at[idx].set(jnp.where(active[idx][:, None, None, None], done, out[idx]))
-    return run
+  def transform_chunks(first_chunk, count, out):
+    """`out` with the images of chunks [first_chunk, first_chunk + count) transformed."""
+    size = min(count * chunk, batch)
+    # a sub-batch that would run past the batch is moved back (images done twice: same)
+    start = jnp.minimum(first_chunk * chunk, batch - size)
+    idx = jax.lax.dynamic_slice(order, (start,), (size,))
+    done = transform(x[idx], masks[idx])
+    return out.at[idx].set(jnp.where(active[idx][:, None, None, None], done, out[idx]))
 
-  branch = jnp.searchsorted(jnp.asarray(capacities), active.sum())
-  return jax.lax.switch(branch, [transform_first(c) for c in capacities])
+  def in_digits(out):
+    fours, ones = needed // 4, needed % 4
+    out = jax.lax.fori_loop(0, fours, lambda i, out: transform_chunks(4 * i, 4, out), out)
+    return jax.lax.fori_loop(0, ones, lambda i, out: transform_chunks(4 * fours + i, 1, out),
+                             out)
+
+  if batch <= chunk:  # a single chunk: the whole batch
+    return jax.lax.cond(needed > 0, lambda out: transform_chunks(0, 1, out), lambda o: o, out)
+  return jax.lax.cond(needed == math.ceil(batch / chunk),
+                      lambda out: transform_chunks(0, CHUNKS, out), in_digits, out)
 
 
 def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
@@ -99,7 +118,11 @@ def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
 
   One mask per image is shared by all its channels. Selection is an independent Bernoulli(rate)
   per image (as `np.random.choice` in the original), so the number selected varies. Works under
-  `jax.jit` and `jax.vmap`; `rate`, `radius_perc`, `sigma_perc` and `keep_prob` may be traced.
+  `jax.jit` and `jax.vmap`; `rate`, `radius_perc`, `sigma_perc` and `keep_prob` may be traced
+  (out-of-range concrete values raise ValueError; traced ones are clipped to their ranges).
+  A batch sharded under an explicit mesh is masked by every device on its share, with the
+  draws of the whole batch; inside `jax.shard_map` each shard draws from `key` itself (fold in
+  `jax.lax.axis_index` for different draws per shard). An empty batch gives an empty batch.
 
   Args:
     key: PRNG key.
@@ -132,6 +155,11 @@ def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
 @functools.partial(jax.jit, static_argnames=("mode", "unselected"))
 def _apply_sfm(key, images, rate, radius_perc, sigma_perc, keep_prob, *, mode, unselected):
   batch, height, width, _ = images.shape
+  if batch == 0:
+    return images, jnp.ones((0, height, width), images.dtype)
+  # concrete values were checked; traced ones are clipped to the same ranges
+  rate, radius_perc, keep_prob = (jnp.clip(v, 0.0, 1.0) for v in (rate, radius_perc, keep_prob))
+  sigma_perc = jnp.maximum(sigma_perc, 0.0)
   select_key, mask_key = jax.random.split(key)
   selected = jax.random.bernoulli(select_key, rate, (batch,))
   band = sample_masks(mask_key, batch, height, width, mode=mode, radius_perc=radius_perc,

@@ -62,6 +62,11 @@ class ValidationResult:
                summary=f"{before} {baseline_psnr:.2f} dB -> {after} {psnr:.2f} dB",
                setting=setting)
 
+  def worse_than_baseline(self) -> bool:
+    """Whether the model's PSNR is below (or NaN against) the baseline it should improve on."""
+    psnr, baseline = self.metrics.get("psnr"), self.metrics.get("baseline_psnr")
+    return psnr is not None and baseline is not None and not psnr >= baseline
+
   def final_line(self, num_images: int) -> str:
     at = f" at {self.setting}" if self.setting else ""
     return f"Validation on {num_images} held-out images{at}: {self.summary}"

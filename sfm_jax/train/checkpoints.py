@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
+import shutil
+import sys
 
 import jax
 import orbax.checkpoint as ocp
+
+from sfm_jax.checks import config_differences
+from sfm_jax.errors import CheckpointError, ConfigError
+from sfm_jax.weights import write_atomically
 
 
 class Checkpoints:
@@ -15,7 +22,7 @@ class Checkpoints:
   """
 
   def __init__(self, workdir: str | pathlib.Path, keep: int = 3):
-    directory = pathlib.Path(workdir).absolute() / "checkpoints"
+    self.directory = directory = pathlib.Path(workdir).absolute() / "checkpoints"
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     self.manager = ocp.CheckpointManager(directory, options=options)
 
@@ -30,6 +37,72 @@ class Checkpoints:
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     return self.manager.restore(step, args=ocp.args.StandardRestore(target))
 
+  def restore_latest(self, like) -> tuple[int | None, object]:
+    """(step, tree) of the newest checkpoint that restores into `like`, or (None, None) when
+    there is none. A newer one that cannot be read (cut short, corrupt) is reported on stderr
+    and skipped; CheckpointError if none of them can be read."""
+    failures = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        tree = self.restore(step, like)
+      except Exception as error:  # orbax raises many types for damaged files
+        reason = " ".join(str(error).split())[:200]
+        print(f"warning: the checkpoint at step {step} cannot be read ({type(error).__name__}: "
+              f"{reason}); trying the one before.", file=sys.stderr)
+        failures.append(step)
+        continue
+      self._set_aside(failures)
+      return step, tree
+    if failures:
+      raise CheckpointError(f"no checkpoint in {self.directory} can be read (steps {failures}); "
+                            "delete the folder to start afresh, or restore it from a backup.")
+    return None, None
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves unreadable checkpoints to WORKDIR/unreadable_checkpoints/STEP (kept, not deleted),
+    so that training can write those steps again."""
+    if not steps or jax.process_index() > 0:
+      return
+    aside = self.directory.parent / "unreadable_checkpoints"
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+      target = aside / str(step)
+      if target.exists():
+        shutil.rmtree(target)
+      shutil.move(str(self.directory / str(step)), target)
+      print(f"warning: moved it to {target}.", file=sys.stderr)
+    self.manager.reload()
+
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+RUN_RECORD = "config.json"
+
+
+def check_run_record(workdir: pathlib.Path, config: dict, force: bool = False) -> None:
+  """Refuses to resume WORKDIR with a config that differs from the one recorded in
+  WORKDIR/config.json (except run length, logging and eval fields: checks.RESUMABLE_CHANGES),
+  unless `force`; ConfigError names the differences and the fix. A workdir without a record
+  (fresh, or written before records existed) passes."""
+  record = workdir / RUN_RECORD
+  if not record.is_file():
+    return
+  try:
+    saved = json.loads(record.read_text())
+  except (OSError, json.JSONDecodeError) as error:
+    raise ConfigError(f"{record} cannot be read ({error}); repair or delete it, or pass "
+                      "--force_resume.") from None
+  changes = config_differences(saved, config)
+  if changes and not force:
+    shown = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
+    raise ConfigError(f"{workdir} holds a run of another config ({shown}); use a new --workdir, "
+                      "or pass --force_resume to resume it with this config.")
+
+
+def write_run_record(workdir: pathlib.Path, config: dict) -> None:
+  """WORKDIR/config.json: the config of the run, written atomically by process 0."""
+  if jax.process_index() == 0:
+    write_atomically(workdir / RUN_RECORD, json.dumps(config, indent=2, default=list).encode())
+

@@ -4,6 +4,7 @@ checkpoints with automatic resume, clu metric writers, periodic validation, opti
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import time
 import typing
@@ -13,24 +14,21 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from clu import metric_writers, periodic_actions
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from sfm_jax.checks import check_training_config, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher
+from sfm_jax.errors import ConfigError, TrainingError
 from sfm_jax.inference import jit_apply
 from sfm_jax.models import check_model_arguments, count_params, get_model, size_multiple
 from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task, ValidationResult, config_fields
-from sfm_jax.train.checkpoints import Checkpoints
+from sfm_jax.train.checkpoints import Checkpoints, check_run_record, write_run_record
 from sfm_jax.weights import load_state_into, load_weights, save_weights
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. the loss diverged); the message says what to change."""
 
 
 def use_cpu_kernels(config: ml_collections.ConfigDict) -> bool:
@@ -143,6 +141,7 @@ def make_train_step(defs: dict, frozen_def, task: Task, ema_decay: float, seed: 
   "model" / "optimizer" / "ema" of the main network, "critics" by name and the task's "task"
   state; `frozen` is {"networks": frozen weights, "constants": task constants}. Noise and SFM are
   drawn on device from fold_in(key(seed), step), so the step is a function of its inputs only.
+  metrics["finite"] says whether the loss and every trained weight are finite after the step.
   """
   base_key = jax.random.key(seed)
 
@@ -168,9 +167,22 @@ def make_train_step(defs: dict, frozen_def, task: Task, ema_decay: float, seed: 
       params = nnx.state(networks["model"], nnx.Param)
       new["ema"] = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p,
                                 state["ema"], params)
+    trained = [nnx.state(network, nnx.Param) for network in networks.values()]
+    metrics = {**metrics, "finite": jnp.isfinite(metrics["loss"]) & _all_finite(trained)}
     return new, metrics
 
   return step_fn
+
+
+def _all_finite(tree) -> jax.Array:
+  """Whether every entry of every array in `tree` is finite (a bool scalar)."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+@jax.jit
+def _first_nonfinite(first: jax.Array, finite: jax.Array, step: jax.Array) -> jax.Array:
+  """The first step whose loss or weights were non-finite (-1 while there is none)."""
+  return jnp.where((first < 0) & ~finite, step, first)
 
 
 def _eval_state(state: dict, ema_decay: float):
@@ -275,17 +287,137 @@ def _format_eta(seconds: float) -> str:
   return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and validates at the end.
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       force_resume: bool = False) -> dict:
+  """Trains `config` in `workdir` (resuming from its latest readable checkpoint) and validates
+  at the end.
+
+  Every setting and path is checked before work starts (ConfigError); a workdir that holds a
+  run of another config is refused unless `force_resume`. A non-finite loss or weight stops
+  the run before anything is saved from it, and a final model that scores below its input
+  (train.require_improvement) is not written: both raise TrainingError.
 
   Returns the final `ValidationResult`'s metrics (e.g. "psnr", "ssim", "baseline_psnr": the
   noisy input's or bicubic's) and extras, its "setting" and "summary", "step", and "losses", the
-  [(step, loss)] logged during this call.
+  [(step, loss)] logged during this call. Processes other than 0 return "step" and "losses".
   """
-  workdir = pathlib.Path(workdir)
+  check_training_config(config)
   task = build_task(config)
   check_model_arguments(config.model.name, config.model.kwargs.to_dict())  # before the data
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = check_writable_folder(workdir, "workdir")
+  record = json.loads(config.to_json())
+  check_run_record(workdir, record, force_resume)
+  patches, val_images = _load_data(config)
+  batch_size = config.train.batch_size
+  if batch_size % jax.device_count():
+    raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
+                      f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
+  batches = PatchBatches(patches, batch_size, config.seed)
+  total_steps = (config.train.steps if config.train.steps > 0
+                 else config.train.epochs * batches.steps_per_epoch)
+
+  setup = initial_state(config, task, batches.steps_per_epoch, use_cpu_kernels(config))
+  model, defs, schedule = setup.model, setup.defs, setup.schedule
+  ema_decay = config.train.ema_decay
+  # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  replicated = NamedSharding(mesh, P())
+  checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
+  state = jax.device_put(setup.state, replicated)  # restored straight into the global sharding
+  start_step, restored = checkpoints.restore_latest(_to_pure(state))
+  if start_step:
+    state = _from_pure(state, restored)
+    print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
+  start_step = start_step or 0
+  write_run_record(workdir, record)
+
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  frozen = jax.device_put({"networks": frozen_networks,
+                           "constants": task.constants_for(val_images, config)}, replicated)
+  step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
+                    donate_argnums=0, out_shardings=(replicated, replicated))
+  eval_fn = jit_apply(setup.eval_def)
+  multiple = size_multiple(model)
+
+  def validate(state, step) -> ValidationResult | None:
+    """Validation on process 0 (the others return None), from its copy of the weights."""
+    if jax.process_index() > 0:
+      return None
+    model_state = _local(_eval_state(state, ema_decay))
+    bound = task.bind(state=_local(state.get("task")))
+    result = bound.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
+                            multiple)
+    writer.write_scalars(step, {f"val_{k}": v for k, v in result.metrics.items()})
+    return result
+
+  from clu import metric_writers, periodic_actions  # imports TensorFlow (~6 s): after the checks
+
+  writer = metric_writers.create_default_writer(str(workdir),
+                                                just_logging=jax.process_index() > 0)
+  progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
+                                             every_steps=config.train.log_every)
+  say(f"Training {config.model.name} ({count_params(model):,} parameters) on "
+      f"{len(patches):,} patches ({batches.steps_per_epoch} steps/epoch), {total_steps:,} "
+      f"steps, batch {batch_size} over {jax.device_count()} device(s).")
+  iterator = Prefetcher(batches(start_step), NamedSharding(mesh, P("data")))
+  started, last_saved, losses = time.time(), start_step, []
+  first_nonfinite = jnp.int32(-1)
+  try:
+    for step in range(start_step, total_steps):
+      state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen)
+      first_nonfinite = _first_nonfinite(first_nonfinite, metrics.pop("finite"), step + 1)
+      done = step + 1
+      progress(done)
+      log = done % config.train.log_every == 0 or done == total_steps
+      save = done % config.train.checkpoint_every == 0 or done == total_steps
+      evaluate = done % config.train.eval_every == 0 and done != total_steps
+      if log or save or evaluate:
+        _stop_if_nonfinite(int(first_nonfinite), last_saved, config)
+      if log:
+        loss = float(metrics["loss"])
+        losses.append((done, loss))
+        scalars = {k: float(v) for k, v in metrics.items()}
+        writer.write_scalars(done, {**scalars, "learning_rate": float(schedule(step))})
+        extra = "".join(f"  {k} {v:.4g}" for k, v in scalars.items() if k != "loss")
+        rate = (done - start_step) / (time.time() - started)
+        say(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {rate:.1f} steps/s  "
+            f"ETA {_format_eta((total_steps - done) / rate)}")
+      if evaluate:
+        result = validate(state, done)
+        if result is not None:
+          say(f"step {done}: validation {result.headline}")
+      if save:
+        checkpoints.save(done, _to_pure(state))
+        last_saved = done
+  finally:
+    iterator.close()
+    checkpoints.close()
+
+  final = validate(state, total_steps)
+  writer.flush()
+  if final is None:
+    return {"step": total_steps, "losses": losses}
+  if config.train.require_improvement and final.worse_than_baseline():
+    raise TrainingError(
+        f"training ended below its input: {final.summary}, so {workdir / 'weights.msgpack'} "
+        f"was not written (the loss may have exploded: lower optim.learning_rate, now "
+        f"{config.optim.learning_rate}). The checkpoints are kept; to write these weights "
+        "anyway, rerun with --config.train.require_improvement=False.")
+  _save_networks(workdir, config, defs, state, ema_decay)
+  say(final.final_line(len(val_images)))
+  return {"step": total_steps, "losses": losses, **final.metrics, **final.extras,
+          "setting": final.setting, "summary": final.summary}
+
+
+def say(line: str) -> None:
+  """Prints a progress line on process 0 only."""
+  if jax.process_index() == 0:
+    print(line, flush=True)
+
+
+def _load_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list]:
+  """(training patches uint8 (N, P, P, C), validation images [(name, uint8 (H, W, C))])."""
   channels = config.data.channels
   data_dir = config.data.tfds_data_dir or None
   train_images = load_source(config.data.source, "train", channels, data_dir)
@@ -296,101 +428,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     val_images = val_images[:config.eval.max_val_images]
   patches = build_patches(train_images, config.data.patch_size, config.data.stride,
                           tuple(config.data.scales), config.data.aug_copies, config.seed)
-  batch_size = config.train.batch_size
-  if batch_size % jax.device_count():
-    raise ValueError(f"train.batch_size={batch_size} is not divisible by the "
-                     f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
-  batches = PatchBatches(patches, batch_size, config.seed)
-  total_steps = (config.train.steps if config.train.steps > 0
-                 else config.train.epochs * batches.steps_per_epoch)
+  return patches, val_images
 
-  setup = initial_state(config, task, batches.steps_per_epoch, use_cpu_kernels(config))
-  model, defs, state, schedule = setup.model, setup.defs, setup.state, setup.schedule
-  ema_decay = config.train.ema_decay
 
-  # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
-  mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
-  replicated = NamedSharding(mesh, P())
-  data_sharding = NamedSharding(mesh, P("data"))
-  checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
-  start_step = checkpoints.latest_step() or 0
-  if start_step:
-    restored = checkpoints.restore(start_step, _to_pure(state))
-    state = _from_pure(state, restored)
-    print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
-  state = jax.device_put(state, replicated)
+def _local(tree):
+  """`tree`'s replicated arrays as arrays on this process's own device (for validation, which
+  process 0 runs alone)."""
+  if jax.process_count() == 1 or tree is None:
+    return tree
+  return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  frozen = jax.device_put({"networks": frozen_networks,
-                           "constants": task.constants_for(val_images, config)}, replicated)
-  step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
-                    donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_fn = jit_apply(setup.eval_def)
-  multiple = size_multiple(model)
 
-  def validate(state, step) -> ValidationResult:
-    model_state = _eval_state(state, ema_decay)
-    bound = task.bind(state=state.get("task"))
-    result = bound.validate(lambda *inputs: eval_fn(model_state, *inputs), val_images, config,
-                            multiple)
-    writer.write_scalars(step, {f"val_{k}": v for k, v in result.metrics.items()})
-    return result
-
-  writer = metric_writers.create_default_writer(str(workdir),
-                                                just_logging=jax.process_index() > 0)
-  progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
-                                             every_steps=config.train.log_every)
-  print(f"Training {config.model.name} ({count_params(model):,} parameters) on "
-        f"{len(patches):,} patches ({batches.steps_per_epoch} steps/epoch), {total_steps:,} "
-        f"steps, batch {batch_size} over {jax.device_count()} device(s).")
-  iterator = Prefetcher(batches(start_step), data_sharding)
-  started, last_good, losses = time.time(), start_step, []
-  try:
-    for step in range(start_step, total_steps):
-      state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen)
-      done = step + 1
-      progress(done)
-      if done % config.train.log_every == 0 or done == total_steps:
-        loss = float(metrics["loss"])
-        if not np.isfinite(loss):
-          raise TrainingError(
-              f"the loss became {loss} at step {done}; lower optim.learning_rate (now "
-              f"{config.optim.learning_rate}) and rerun: training resumes from the last good "
-              f"checkpoint (step {last_good}).")
-        losses.append((done, loss))
-        scalars = {k: float(v) for k, v in metrics.items()}
-        writer.write_scalars(done, {**scalars, "learning_rate": float(schedule(step))})
-        extra = "".join(f"  {k} {v:.4g}" for k, v in scalars.items() if k != "loss")
-        rate = (done - start_step) / (time.time() - started)
-        print(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {rate:.1f} steps/s  "
-              f"ETA {_format_eta((total_steps - done) / rate)}", flush=True)
-      if done % config.train.eval_every == 0 and done != total_steps:
-        print(f"step {done}: validation {validate(state, done).headline}")
-      if done % config.train.checkpoint_every == 0 or done == total_steps:
-        checkpoints.save(done, _to_pure(state))
-        last_good = done
-  finally:
-    iterator.close()
-    checkpoints.close()
-
-  final = validate(state, total_steps)
-  writer.flush()
-  _save_networks(workdir, config, defs, state, ema_decay)
-  print(final.final_line(len(val_images)))
-  return {"step": total_steps, "losses": losses, **final.metrics, **final.extras,
-          "setting": final.setting, "summary": final.summary}
+def _stop_if_nonfinite(first_nonfinite: int, last_saved: int,
+                       config: ml_collections.ConfigDict) -> None:
+  """TrainingError naming the step where the loss or weights stopped being finite and the last
+  checkpoint, which is finite (nothing is saved after a non-finite step)."""
+  if first_nonfinite < 0:
+    return
+  resume = (f"training resumes from the last checkpoint, step {last_saved}, which is finite"
+            if last_saved else "no checkpoint was written, so training starts afresh")
+  raise TrainingError(
+      f"the loss or the weights became non-finite (NaN or inf) at step {first_nonfinite}; "
+      f"nothing from it was saved: lower optim.learning_rate (now "
+      f"{config.optim.learning_rate}) and rerun: {resume}.")
 
 
 def _save_networks(workdir: pathlib.Path, config: ml_collections.ConfigDict, defs: dict,
                    state: dict, ema_decay: float) -> None:
   """WORKDIR/weights.msgpack (the main model, EMA weights if kept) and WORKDIR/<critic>.msgpack."""
-  trained = nnx.merge(defs["model"][0], _eval_state(state, ema_decay))
+  if jax.process_index() > 0:  # one writer
+    return
+  trained = nnx.merge(defs["model"][0], _local(_eval_state(state, ema_decay)))
   save_weights(workdir / "weights.msgpack", trained, config.model.name,
                config.model.kwargs.to_dict(),
                {"task": config.task.kind, "eval": config.eval.to_dict()})
   for name, critic in critic_configs(config).items():
-    network = nnx.merge(defs[name][0], state["critics"][name]["model"])
+    network = nnx.merge(defs[name][0], _local(state["critics"][name]["model"]))
     save_weights(workdir / f"{name}.msgpack", network, critic.model.name,
                  critic.model.get("kwargs", {}).to_dict())
 

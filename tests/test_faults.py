@@ -1,0 +1,218 @@
+"""A careless user and an unlucky machine: bad settings, bad files, diverging runs, corrupt
+checkpoints, a workdir of another run. Each case checks the error (one sentence naming the fix)
+and that no file the user had is lost or changed."""
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+from test_train import ROOT, load_config, shrink
+
+from sfm_jax.cli import USER_ERRORS
+from sfm_jax.data.images import load_folder
+from sfm_jax.data.pipeline import Prefetcher
+from sfm_jax.errors import ConfigError, DataError, TrainingError
+from sfm_jax.train.checkpoints import Checkpoints
+from sfm_jax.train.loop import train_and_evaluate
+
+
+def tiny(folder, steps=2, **fields):
+  """The quickstart config, tiny; `fields` as {"section.key": value}."""
+  config = shrink(load_config("quickstart"), folder, steps=steps)
+  for field, value in fields.items():
+    section, key = field.split(".")
+    config[section][key] = value
+  return config
+
+
+def snapshot(folder: pathlib.Path) -> dict[str, str]:
+  """{relative path: sha256} of every file under `folder`."""
+  return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def saved_steps(workdir) -> list[int]:
+  checkpoints = Checkpoints(workdir)
+  try:
+    return sorted(checkpoints.manager.all_steps())
+  finally:
+    checkpoints.close()
+
+
+# --- settings checked before any work -------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"train.steps": 0}, r"train.steps=0; use a positive number of steps, or -1"),
+    ({"train.steps": -5}, r"train.steps=-5"),
+    ({"train.batch_size": 0}, r"train.batch_size=0; it must be > 0"),
+    ({"train.batch_size": -4}, r"train.batch_size=-4"),
+    ({"train.checkpoint_every": 0}, r"train.checkpoint_every=0"),
+    ({"optim.learning_rate": float("nan")}, r"optim.learning_rate=nan; it must be a finite"),
+    ({"eval.sigma": -5.0}, r"eval.sigma holds \[-5.0\]; noise levels and blur σ must be ≥ 0"),
+    ({"eval.sigmas": (15, -5)}, r"eval.sigmas holds \[-5\]"),
+    ({"data.channels": 3}, r"model.kwargs.channels=1 but data.channels=3"),
+    ({"data.channels": 2}, r"data.channels=2; use 1 \(gray\) or 3"),
+    ({"data.scales": (1.0, 0.0)}, r"data.scales=\(1.0, 0.0\)"),
+    ({"train.ema_decay": 1.0}, r"train.ema_decay=1.0"),
+])
+def test_bad_settings_fail_before_any_work(fields, message, tiny_folder, tmp_path):
+  with pytest.raises(ConfigError, match=message):
+    train_and_evaluate(tiny(tiny_folder, **fields), str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()  # checked before the workdir is made
+
+
+def test_a_workdir_that_is_a_file_or_under_a_file_is_refused(tiny_folder, tmp_path):
+  file = tmp_path / "notes.txt"
+  file.write_text("mine")
+  with pytest.raises(ConfigError, match="is a file, not a folder"):
+    train_and_evaluate(tiny(tiny_folder), str(file))
+  with pytest.raises(ConfigError, match="cannot create workdir"):
+    train_and_evaluate(tiny(tiny_folder), str(file / "run"))
+  assert file.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_a_read_only_workdir_is_refused(tiny_folder, tmp_path):
+  (tmp_path / "ro").mkdir(mode=0o500)
+  with pytest.raises(ConfigError, match="is not writable"):
+    train_and_evaluate(tiny(tiny_folder), str(tmp_path / "ro"))
+
+
+# --- images of every bit depth ---------------------------------------------------------------
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+  ramp = np.linspace(0, 1, 48 * 40).reshape(48, 40)
+  Image.fromarray(np.round(ramp * 65535).astype(np.uint16)).save(tmp_path / "a16.png")
+  Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "b_float.tiff")
+  Image.fromarray(np.round(ramp * 255).astype(np.uint8)).save(tmp_path / "c8.png")
+  images = dict(load_folder(tmp_path, 1))
+  eight = images["c8.png"].astype(int)
+  for name in ("a16.png", "b_float.tiff"):
+    assert np.abs(images[name].astype(int) - eight).max() <= 1, name
+
+
+def test_a_float_image_outside_0_1_is_a_data_error(tmp_path):
+  Image.fromarray(np.full((8, 8), 300.0, np.float32)).save(tmp_path / "hdr.tiff")
+  with pytest.raises(DataError, match=r"float images must lie in \[0, 1\]"):
+    load_folder(tmp_path, 1)
+
+
+# --- errors in the data thread ----------------------------------------------------------------
+
+
+def test_an_error_in_the_prefetch_thread_reaches_the_caller():
+  def batches():
+    yield np.zeros((2, 4, 4, 1), np.uint8)
+    raise OSError("disk gone")
+
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  with Prefetcher(batches(), sharding) as prefetcher:
+    assert next(prefetcher).shape == (2, 4, 4, 1)
+    with pytest.raises(OSError, match="disk gone"):
+      next(prefetcher)
+
+
+# --- the loss guard ---------------------------------------------------------------------------
+
+
+def test_a_diverging_run_keeps_its_finite_checkpoints(tiny_folder, tmp_path):
+  """Checkpoints every step, logs every 10: once the loss leaves float range nothing more is
+  saved, the finite checkpoints stay, and the message names the newest of them."""
+  workdir = tmp_path / "w"
+  train_and_evaluate(tiny(tiny_folder, steps=2, **{"train.checkpoint_every": 1}), str(workdir))
+  weights = (workdir / "weights.msgpack").read_bytes()
+  wild = tiny(tiny_folder, steps=8, **{"train.checkpoint_every": 1, "train.log_every": 10,
+                                       "optim.learning_rate": 1e30})
+  with pytest.raises(TrainingError, match=r"non-finite .* at step (\d); nothing from it was "
+                     r"saved: lower optim.learning_rate") as error:
+    train_and_evaluate(wild, str(workdir), force_resume=True)
+  last = max(saved_steps(workdir))
+  assert f"resumes from the last checkpoint, step {last}, which is finite" in str(error.value)
+  assert last < int(str(error.value).split("at step ")[1].split(";")[0])
+  checkpoints = Checkpoints(workdir)
+  from sfm_jax.train.loop import _to_pure, build_task, initial_state
+
+  template = _to_pure(initial_state(wild, build_task(wild)).state)
+  for step in saved_steps(workdir):
+    tree = checkpoints.restore(step, template)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(tree)), step
+  checkpoints.close()
+  assert (workdir / "weights.msgpack").read_bytes() == weights
+
+
+def test_a_model_worse_than_its_input_writes_no_weights(tiny_folder, tmp_path):
+  config = tiny(tiny_folder, steps=3, **{"optim.learning_rate": 1.0})
+  config.train.require_improvement = True
+  with pytest.raises(TrainingError, match="training ended below its input: noisy .* dB -> "
+                     "denoised .* dB, so .*weights.msgpack was not written"):
+    train_and_evaluate(config, str(tmp_path))
+  assert not (tmp_path / "weights.msgpack").exists() and saved_steps(tmp_path) == [3]
+
+
+# --- checkpoints and workdirs -----------------------------------------------------------------
+
+
+def test_a_workdir_of_another_config_is_refused_and_left_alone(tiny_folder, tmp_path):
+  train_and_evaluate(tiny(tiny_folder, steps=1), str(tmp_path))
+  before = snapshot(tmp_path)
+  other = shrink(load_config("quickstart"), tiny_folder, steps=2)
+  other.model.kwargs.features = 16
+  with pytest.raises(ConfigError, match=r"holds a run of another config \(model.kwargs.features:"
+                     r" 8 -> 16\); use a new --workdir, or pass --force_resume"):
+    train_and_evaluate(other, str(tmp_path))
+  assert snapshot(tmp_path) == before
+  # Run length, logging and evaluation fields may change: the run is extended.
+  longer = tiny(tiny_folder, steps=2, **{"train.log_every": 2, "eval.sigma": 15.0})
+  assert train_and_evaluate(longer, str(tmp_path))["step"] == 2
+
+
+def test_a_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(
+    tiny_folder, tmp_path, capsys):
+  train_and_evaluate(tiny(tiny_folder, steps=2, **{"train.checkpoint_every": 1}), str(tmp_path))
+  for file in (tmp_path / "checkpoints" / "2").rglob("*"):
+    if file.is_file():
+      file.write_bytes(file.read_bytes()[:len(file.read_bytes()) // 2])
+  result = train_and_evaluate(tiny(tiny_folder, steps=3, **{"train.checkpoint_every": 1}),
+                              str(tmp_path))
+  out = capsys.readouterr()
+  assert "the checkpoint at step 2 cannot be read" in out.err
+  assert "Resuming from the checkpoint at step 1" in out.out
+  assert [step for step, _ in result["losses"]] == [2, 3]
+
+
+# --- the command line: one line, exit status 2 ------------------------------------------------
+
+
+def run(script, *args):
+  return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("train.py", ["--config", "configs/quickstart.py", "--config.train.steps=0"],
+     "train.steps=0; use a positive number of steps"),
+    ("eval.py", ["--task", "sr", "--bicubic", "--output", "{file}"], "is a file, not a folder"),
+    ("eval.py", ["--task", "sr", "--bicubic", "--config.eval.blur_sigmas=-5"],
+     "eval.blur_sigmas holds [-5"),
+])
+def test_the_command_line_reports_one_line_and_exit_status_2(script, args, message, tmp_path):
+  file = tmp_path / "report.txt"
+  file.write_text("mine")
+  where = ["--workdir", str(tmp_path / "w")] if script == "train.py" else ["--dataset", "builtin"]
+  out = run(script, *[a.format(file=file) for a in args], *where)
+  errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+  assert out.returncode == 2 and len(errors) == 1 and message in errors[0], out.stderr[-2000:]
+  assert "Traceback" not in out.stderr and file.read_text() == "mine"
+
+
+def test_user_errors_are_the_documented_kinds():
+  for kind in (ConfigError, DataError, TrainingError):
+    assert issubclass(kind, USER_ERRORS)
