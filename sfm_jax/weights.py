@@ -61,8 +61,10 @@ def _read(path: str | pathlib.Path) -> dict:
   try:
     payload = serialization.msgpack_restore(path.read_bytes())
   except Exception:
+    payload = None
+  if not (isinstance(payload, dict) and {"model", "state"} <= set(payload)):
     raise ValueError(f"{path} is not an sfm-jax weights file (msgpack); convert PyTorch .pth "
-                     "files with python -m sfm_jax.convert first.") from None
+                     "files with python -m sfm_jax.convert first.")
   return payload
 
 

@@ -5,6 +5,7 @@ and that no file the user had is lost or changed."""
 import hashlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -216,3 +217,37 @@ def test_the_command_line_reports_one_line_and_exit_status_2(script, args, messa
 def test_user_errors_are_the_documented_kinds():
   for kind in (ConfigError, DataError, TrainingError):
     assert issubclass(kind, USER_ERRORS)
+
+
+# --- the converter ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found; pass the path of a .pth file"),
+    (bytes(range(256)) * 8, "cannot read .* as a PyTorch checkpoint .*download it again"),
+    ("truncated", "cannot read .* as a PyTorch checkpoint .*download it again"),
+])
+def test_the_converter_reports_a_missing_random_or_cut_short_file(content, message, tmp_path,
+                                                                  capsys):
+  torch = pytest.importorskip("torch")
+  from sfm_jax.convert.__main__ import main
+
+  path = tmp_path / "net.pth"
+  if content == "truncated":
+    torch.save({"conv.weight": torch.zeros(8, 1, 3, 3)}, path)
+    path.write_bytes(path.read_bytes()[:300])
+  elif content is not None:
+    path.write_bytes(content)
+  (tmp_path / "out.msgpack").write_bytes(b"mine")
+  assert main([str(path), "--arch", "dncnn", "--out", str(tmp_path / "out.msgpack")]) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+  assert (tmp_path / "out.msgpack").read_bytes() == b"mine"
+
+
+def test_a_file_that_is_not_a_weights_file_is_named(tmp_path):
+  from sfm_jax.weights import load_weights
+
+  (tmp_path / "notes.msgpack").write_bytes(b"x")  # valid msgpack (the integer 120)
+  with pytest.raises(ValueError, match="is not an sfm-jax weights file"):
+    load_weights(tmp_path / "notes.msgpack")

@@ -19,6 +19,8 @@ its `classifier.*` head (the perceptual loss never uses it); a 2-D Linear `weigh
 
 from __future__ import annotations
 
+import pathlib
+
 import re
 from collections.abc import Callable
 
@@ -202,7 +204,14 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
   except ImportError:
     raise ImportError("reading .pth files needs PyTorch: pip install 'sfm-jax[convert]' "
                       "(or pip install torch).") from None
-  obj = torch.load(path, map_location="cpu", weights_only=True)
+  if not pathlib.Path(path).is_file():
+    raise FileNotFoundError(f"checkpoint {path} not found; pass the path of a .pth file.")
+  try:
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as error:  # pickle, zip and EOF errors of a damaged or foreign file
+    raise ValueError(f"cannot read {path} as a PyTorch checkpoint ({type(error).__name__}): "
+                     "the file is damaged, cut short or not a .pth state_dict; download it "
+                     "again.") from None
   if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
     obj = obj["state_dict"]
   if not isinstance(obj, dict):
