@@ -20,7 +20,6 @@ its `classifier.*` head (the perceptual loss never uses it); a 2-D Linear `weigh
 from __future__ import annotations
 
 import pathlib
-
 import re
 from collections.abc import Callable
 
