@@ -11,11 +11,13 @@ import ml_collections
 
 from sfm_jax.errors import ConfigError
 
-# Fields that may change between a run and its resumption (run length, logging, evaluation);
-# any other difference means the workdir holds another experiment.
+# Fields that may change between a run and its resumption (run length, logging, evaluation, and
+# the learning rate: the remedy for a run that diverged); any other difference means the
+# workdir holds another experiment.
 RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.cpu_kernels",
-                     "train.require_improvement", "data.tfds_data_dir", "eval.")
+                     "train.require_improvement", "data.tfds_data_dir", "optim.learning_rate",
+                     "eval.")
 
 
 def _positive(config: ml_collections.ConfigDict, *names: str) -> None:

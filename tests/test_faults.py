@@ -134,7 +134,7 @@ def test_a_diverging_run_keeps_its_finite_checkpoints(tiny_folder, tmp_path):
                                        "optim.learning_rate": 1e30})
   with pytest.raises(TrainingError, match=r"non-finite .* at step (\d); nothing from it was "
                      r"saved: lower optim.learning_rate") as error:
-    train_and_evaluate(wild, str(workdir), force_resume=True)
+    train_and_evaluate(wild, str(workdir))  # a new learning rate resumes the same run
   last = max(saved_steps(workdir))
   assert f"resumes from the last checkpoint, step {last}, which is finite" in str(error.value)
   assert last < int(str(error.value).split("at step ")[1].split(";")[0])

@@ -328,7 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   start_step, restored = checkpoints.restore_latest(_to_pure(state))
   if start_step:
     state = _from_pure(state, restored)
-    print(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
+    say(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
   start_step = start_step or 0
   write_run_record(workdir, record)
 
