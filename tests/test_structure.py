@@ -109,8 +109,9 @@ def test_no_private_jax_imports():
 
 def test_the_repository_cites_only_what_its_users_have():
   """No references to design documents outside the repository."""
-  # Built from parts so that this line does not match itself in a plain-text search.
-  section, design_docs, bar = "\u00a7", "shared" + "/docs", "the issue" + "'s bar"
+  # Written backwards so that this test matches neither itself nor a plain-text search.
+  section = "\u00a7"
+  design_docs, bar = (re.escape(text[::-1]) for text in ("scod/derahs", "rab s'eussi eht"))
   outside = re.compile(rf"\bspec(-sfm|-natsr)?\s*({section}|A\.?\d)|{design_docs}|{bar}")
   offenders = [f"{p.relative_to(ROOT)}:{i}" for p in tracked_text_files()
                for i, line in enumerate(p.read_text().splitlines(), 1)
