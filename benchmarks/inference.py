@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+from _machine import machine_line  # this folder is on sys.path when run as a script
 
 from sfm_jax import xla_cpu
 
@@ -101,11 +101,9 @@ def main():
     width, height = (int(v) for v in size.split("x"))
     print(json.dumps(child(framework, model, height, width, args.repeats)))
     return
-  import jax
   import torch
 
-  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} (XLA:CPU YNNPACK {'on' if ynnpack else 'off'}); "
+  print(f"{machine_line()}; XLA:CPU YNNPACK {'on' if ynnpack else 'off'}; "
         f"torch {torch.__version__}; median of {args.repeats} calls")
   print(f"{'network':<8}{'output':>11}{'PyTorch':>11}{'sfm-jax':>11}{'ratio':>7}"
         f"{'PyTorch peak':>14}{'sfm-jax peak':>14}{'ratio':>7}")

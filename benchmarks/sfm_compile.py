@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import machine_line  # this folder is on sys.path when run as a script
 
 from sfm_jax import ops, xla_cpu
 from sfm_jax.ops.dct import filter_dct
@@ -85,8 +85,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=50)
   args = parser.parse_args()
   xla_cpu.enable()  # before JAX starts; SFM_JAX_YNNPACK=0 for XLA's own kernels
-  print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__} on "
-        f"{jax.devices()[0].device_kind}")
+  print(machine_line())
   print(f"{'batch (B,H,W,C)':<18}{'compile: previous':>19}{'now':>8}{'ratio':>7}"
         f"{'   step: previous':>18}{'now':>9}{'ratio':>7}")
   key = jax.random.key(0)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import platform
 import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from _machine import machine_line  # this folder is on sys.path when run as a script
 from flax import nnx
 from sfm_ops import blocked_medians  # this folder is on sys.path when run as a script
 
@@ -100,10 +100,8 @@ def main():
   import torch
 
   torch.set_num_threads(os.cpu_count())
-  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"jax {jax.__version__} on {jax.devices()[0].device_kind} (XLA:CPU YNNPACK "
-        f"{'on' if ynnpack else 'off'}); torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)")
+  print(f"{machine_line()}; XLA:CPU YNNPACK {'on' if ynnpack else 'off'}; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
   print(f"DnCNN-B train step, 64×64 gray, Adam, BN; medians over {args.repeats} steps; "
         "'+ SFM': the same sfm-jax step with SFM (rate 0.5, targeted) in it")
   print(f"{'batch':>6}{'PyTorch':>12}{'sfm-jax':>12}{'ratio':>8}{'+ SFM':>12}{'SFM share':>11}")

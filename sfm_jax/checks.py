@@ -98,9 +98,10 @@ def check_writable_folder(path: str | pathlib.Path, what: str) -> pathlib.Path:
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-  """The dotted fields whose values differ between two config dicts, except the
-  RESUMABLE_CHANGES; e.g. ["model.name: 'dncnn' -> 'memnet'"]."""
-  before, after = _flatten(saved), _flatten(_plain(current))
+  """The dotted fields whose values differ between two configs as JSON dicts
+  (`json.loads(config.to_json())`), except the RESUMABLE_CHANGES; e.g.
+  ["model.name: 'dncnn' -> 'memnet'"]."""
+  before, after = _flatten(saved), _flatten(current)
   changes = []
   for key in sorted(set(before) | set(after)):
     if key.startswith(RESUMABLE_CHANGES) or before.get(key) == after.get(key):
@@ -118,11 +119,3 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
       flat[f"{prefix}{key}"] = value
   return flat
 
-
-def _plain(value):
-  """A config dict as JSON values (tuples become lists), as it reads back from config.json."""
-  if isinstance(value, dict):
-    return {k: _plain(v) for k, v in value.items()}
-  if isinstance(value, tuple | list):
-    return [_plain(v) for v in value]
-  return value

@@ -61,10 +61,10 @@ def masked_gaussian_noise(key: jax.Array, masks: jax.Array, sigma, channels: int
 
 
 # The images to transform are processed in chunks of ceil(B / 16), so the work follows the number
-# selected to within 1/16 of the batch: all 16 chunks at once, or the base-4 digits of the chunk
-# count as loops of 4-chunk and 1-chunk sub-batches. Three transform sizes to compile (the
-# first call takes well under half the time of one branch per 1/16, see
-# benchmarks/sfm_compile.py), at the same steady-state speed.
+# selected to within 1/16 of the batch: the base-4 digits of the chunk count, as a loop of
+# 4-chunk and a loop of 1-chunk sub-batches. Two transform sizes to compile (the first call
+# takes about a third of the time of one branch per 1/16, see benchmarks/sfm_compile.py), at
+# the same steady-state speed.
 CHUNKS = 16
 
 
@@ -98,16 +98,9 @@ def _transform_active(transform, x: jax.Array, masks: jax.Array) -> jax.Array:
     done = transform(x[idx], masks[idx])
     return out.at[idx].set(jnp.where(active[idx][:, None, None, None], done, out[idx]))
 
-  def in_digits(out):
-    fours, ones = needed // 4, needed % 4
-    out = jax.lax.fori_loop(0, fours, lambda i, out: transform_chunks(4 * i, 4, out), out)
-    return jax.lax.fori_loop(0, ones, lambda i, out: transform_chunks(4 * fours + i, 1, out),
-                             out)
-
-  if batch <= chunk:  # a single chunk: the whole batch
-    return jax.lax.cond(needed > 0, lambda out: transform_chunks(0, 1, out), lambda o: o, out)
-  return jax.lax.cond(needed == math.ceil(batch / chunk),
-                      lambda out: transform_chunks(0, CHUNKS, out), in_digits, out)
+  fours, ones = needed // 4, needed % 4
+  out = jax.lax.fori_loop(0, fours, lambda i, out: transform_chunks(4 * i, 4, out), out)
+  return jax.lax.fori_loop(0, ones, lambda i, out: transform_chunks(4 * fours + i, 1, out), out)
 
 
 def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,

@@ -265,17 +265,20 @@ def initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch
 
 def restore_model(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                   step: int | None = None) -> tuple[nnx.Module, int]:
-  """The model of `config` with the weights of WORKDIR's checkpoint `step` (default latest;
-  EMA weights when the run kept them). Returns (model, step)."""
+  """The model of `config` with the weights of WORKDIR's checkpoint `step` (default: the newest
+  readable one; EMA weights when the run kept them). Returns (model, step)."""
   initial = initial_state(config, build_task(config))
   defs, state = initial.defs, initial.state
   checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
   try:
-    step = step or checkpoints.latest_step()
+    if step:
+      restored = checkpoints.restore(step, _to_pure(state))
+    else:  # the newest readable one, as training resumes from
+      step, restored = checkpoints.restore_latest(_to_pure(state))
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {pathlib.Path(workdir) / 'checkpoints'}; train "
                               "first with train.py --workdir, or pass --weights FILE.")
-    state = _from_pure(state, checkpoints.restore(step, _to_pure(state)))
+    state = _from_pure(state, restored)
   finally:
     checkpoints.close()
   return nnx.merge(defs["model"][0], _eval_state(state, config.train.ema_decay)), step
