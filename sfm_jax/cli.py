@@ -46,6 +46,9 @@ def quiet_library_logs(argv: list[str] | None = None) -> None:
   if _verbose(sys.argv if argv is None else argv):
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # TensorFlow ≥ 2.20 prints its oneDNN banner whatever TF_CPP_MIN_LOG_LEVEL says; TensorFlow
+  # only reads files and writes summaries here, so its oneDNN kernels are not needed.
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
   logging.set_verbosity(logging.WARNING)
 
 
