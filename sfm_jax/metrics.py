@@ -5,7 +5,8 @@ test protocols run on host arrays):
 
 - `psnr`: 10·log10(peak² / MSE) over all pixels (the SFM denoising protocol uses peak 1).
 - `ssim`: structural similarity (scikit-image), uniform 7×7 window (the SFM test script's) or
-  MATLAB's Gaussian 11×11, σ = 1.5 window (`gaussian_window=True`, the SR papers').
+  MATLAB's Gaussian 11×11, σ = 1.5 window (`gaussian_window=True`, the standard one that the
+  evaluation protocols use by default).
 - `quantize`: rounding to 8 bits, as images saved by MATLAB.
 - `sr_scores`: the SR papers' (PSNR, SSIM): Y channel of BT.601 for colour images, 0–255
   values, `crop` pixels removed at every border.

@@ -1,8 +1,9 @@
 """The SFM denoising test protocol on whole images, with CSV/JSON reports.
 
 For each image and σ: seeded Gaussian noise, noisy = clamp(clean + noise, 0, 1) (optional),
-output = clamp(model(noisy), 0, 1), then PSNR (peak 1, whole image), SSIM and the DCT
-low/high-band MSE of the SFM test script (majedelhelou/SFM `Denoising/test.py`; see
+output = clamp(model(noisy), 0, 1), then PSNR (peak 1, whole image), SSIM (the standard 11×11
+Gaussian window by default, the test script's 7×7 uniform one with ssim_window="uniform") and the
+DCT low/high-band MSE of the SFM test script (majedelhelou/SFM `Denoising/test.py`; see
 docs/deviations.md, "Denoising test protocol").
 """
 
@@ -22,6 +23,10 @@ from sfm_jax.data.images import save_png
 from sfm_jax.inference import restore_image
 from sfm_jax.metrics import psnr, ssim
 
+# The SSIM window: the standard one (Wang et al. 2004; MATLAB `ssim_index`, KAIR, BasicSR) or the
+# SFM test script's (skimage's default).
+SSIM_WINDOWS = {"gaussian": "Gaussian 11×11 window (σ = 1.5)",
+                "uniform": "uniform 7×7 window (the SFM test script's)"}
 CSV_COLUMNS = ("image", "sigma", "psnr", "ssim", "noisy_psnr", "dct_low_mse", "dct_high_mse")
 
 
@@ -34,6 +39,7 @@ class Protocol:
   self_ensemble: bool = False
   tile: int = 0
   tile_overlap: int = 32
+  ssim_window: str = "gaussian"  # "gaussian": 11×11, σ = 1.5; "uniform": 7×7 (SSIM_WINDOWS)
 
   def __post_init__(self):
     if not self.sigmas or min(self.sigmas) < 0:
@@ -41,6 +47,8 @@ class Protocol:
                        "e.g. --config.eval.sigmas=15,25,50.")
     if self.tile < 0 or self.tile_overlap < 0:
       raise ValueError("eval.tile and eval.tile_overlap must be >= 0 (tile 0: whole images).")
+    if self.ssim_window not in SSIM_WINDOWS:
+      raise ValueError(f"eval.ssim_window={self.ssim_window!r}; use one of {SSIM_WINDOWS}.")
 
   @classmethod
   def from_config(cls, eval_config, sigmas=None) -> Protocol:
@@ -48,12 +56,13 @@ class Protocol:
     return cls(sigmas=tuple(float(s) for s in (sigmas or eval_config.sigmas)),
                clip_noisy=eval_config.clip_noisy, seed=eval_config.noise_seed,
                self_ensemble=eval_config.self_ensemble, tile=eval_config.tile,
-               tile_overlap=eval_config.tile_overlap)
+               tile_overlap=eval_config.tile_overlap,
+               ssim_window=eval_config.get("ssim_window", "gaussian"))
 
   def describe(self) -> str:
     clamp = "clamped to [0, 1]" if self.clip_noisy else "not clamped"
     return (f"noise seed {self.seed}, noisy input {clamp}, output clamped, PSNR peak 1 on "
-            "whole images, no border crop"
+            f"whole images, no border crop, SSIM {SSIM_WINDOWS[self.ssim_window]}"
             + (", ×8 self-ensemble" if self.self_ensemble else ""))
 
 
@@ -81,7 +90,9 @@ def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Pro
                                        self_ensemble=protocol.self_ensemble), 0.0, 1.0)
       low, high = ops.dct_band_mse(restored, clean)
       rows.append({"image": name, "sigma": float(sigma), "psnr": psnr(restored, clean),
-                   "ssim": ssim(restored, clean), "noisy_psnr": psnr(noisy, clean),
+                   "ssim": ssim(restored, clean,
+                                gaussian_window=protocol.ssim_window == "gaussian"),
+                   "noisy_psnr": psnr(noisy, clean),
                    "dct_low_mse": float(low), "dct_high_mse": float(high)})
       if save_dir is not None:
         save_png(save_dir / f"{pathlib.Path(name).stem}_sigma{sigma:g}.png", restored)
