@@ -42,7 +42,10 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
         "sigma": 25.0,  # validation σ during training (0–255 scale)
         "sigmas": tuple(range(5, 101, 5)),  # eval.py: the SFM paper's protocol
         "clip_noisy": True,  # clamp clean + noise to [0, 1] (SFM's test script)
-        "noise_seed": 0})  # the seed of the test noise (the same for every model)
+        "noise_seed": 0,  # the seed of the test noise (the same for every model)
+        # SSIM window: "gaussian" 11×11, σ = 1.5 (MATLAB ssim_index, KAIR, BasicSR) or
+        # "uniform" 7×7 (the SFM test script's, skimage's default)
+        "ssim_window": "gaussian"})
   if kind == "sr":
     return ml_collections.ConfigDict({
         **shared,
@@ -135,6 +138,37 @@ def with_sfm(c: ml_collections.ConfigDict, radius_perc: float = 0.85) -> ml_coll
   c.task.sfm_mode = "targeted"
   c.task.sfm_radius_perc = radius_perc
   c.task.sfm_sigma_perc = 0.15
+  return c
+
+
+ABLATION_ARMS = {
+    "a_plain": "no SFM",
+    "b_sfm_keep": "SFM, unselected images kept (the paper)",
+    "c_sfm_zero": "SFM, unselected images zeroed (the released scripts)",
+    "d_zero_only": "half the images zeroed, no frequency masking",
+}
+
+
+def sfm_ablation_config(arm: str) -> ml_collections.ConfigDict:
+  """One arm of the CPU-sized SFM ablation (docs/sfm_ablation.md): a 10-layer × 32-feature
+  DnCNN trained on BSD400 40×40 patches for blind σ ∈ [0, 25] (the regime where the regular model
+  does not generalise to the σ = 50–100 it is tested on), batch 32, 1,500 steps."""
+  if arm not in ABLATION_ARMS:
+    raise ValueError(f"ablation arm {arm!r}; use one of {sorted(ABLATION_ARMS)}.")
+  c = bsd400_config("dncnn", num_layers=10, features=32)
+  c.data.patch_size, c.data.stride, c.data.aug_copies = 40, 20, 1
+  c.task.sigma_range = (0.0, 25.0)
+  if arm != "a_plain":
+    with_sfm(c)
+    c.task.sfm_unselected = "keep" if arm == "b_sfm_keep" else "zero"
+  if arm == "d_zero_only":  # every coefficient kept: the selected images pass unchanged
+    c.task.sfm_mode, c.task.sfm_keep_prob = "random", 1.0
+  c.optim.learning_rate = 1e-3
+  c.optim.decay_epochs, c.optim.decay_steps = (), (1200,)
+  c.train.batch_size, c.train.steps = 32, 1500
+  c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 100, 500, 500
+  c.eval.sigmas = (15, 25, 50, 75, 100)
+  c.eval.max_val_images = 8
   return c
 
 

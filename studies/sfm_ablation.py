@@ -1,0 +1,134 @@
+"""Where does SFM's denoising gain come from? Four arms × seeds, trained and tested as a user would.
+
+  python studies/sfm_ablation.py --train_data BSD400 --test_data BSD68 --out runs/sfm_ablation
+
+Each arm is a config (`configs/ablation_*.py`, built by `sfm_jax.config_base.sfm_ablation_config`):
+(A) no SFM; (B) SFM with the unselected images kept (the paper); (C) SFM with the unselected
+images zeroed (the released scripts); (D) the zeroing alone. Every (arm, seed) runs `train.py`,
+then `eval.py` on the test folder at the config's eval.sigmas, each in its own process; a run
+whose OUT/ARM/seedS/eval/summary.json exists is not run again, and train.py resumes a killed
+run, so rerunning the command continues an interrupted study. At the end it writes
+
+  OUT/results.csv    arm, seed, sigma, psnr, ssim (test-set means per run)
+  OUT/table.md       mean ± std over seeds per arm and σ (PSNR, then SSIM)
+  OUT/psnr_gain.png  each arm's mean PSNR minus arm A's against σ, ± std over seeds
+
+Method and results: docs/sfm_ablation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import pathlib
+
+import numpy as np
+from _runs import train_then_test
+
+from sfm_jax.config_base import ABLATION_ARMS
+
+
+def run_one(arm: str, seed: int, out: pathlib.Path, train_data: str, test_data: str,
+            overrides: list[str]) -> dict:
+  """Trains and tests one (arm, seed); returns the test summary's per-σ means."""
+  return train_then_test(f"ablation_{arm}.py", out / arm / f"seed{seed}", train_data, test_data,
+                         [f"--config.seed={seed}", *overrides])["per_sigma"]
+
+
+def collect(results: dict[tuple[str, int], dict]) -> list[dict]:
+  """Rows (arm, seed, sigma, psnr, ssim) of {(arm, seed): per-σ summary}."""
+  return [{"arm": arm, "seed": seed, "sigma": float(sigma), "psnr": m["psnr"], "ssim": m["ssim"]}
+          for (arm, seed), per_sigma in results.items() for sigma, m in per_sigma.items()]
+
+
+def mean_std(rows: list[dict], metric: str) -> dict[str, dict[float, tuple[float, float]]]:
+  """{arm: {σ: (mean, std over seeds)}} of `metric` (std with ddof=1; 0 for one seed)."""
+  table = {}
+  for arm in dict.fromkeys(r["arm"] for r in rows):
+    for sigma in sorted({r["sigma"] for r in rows if r["arm"] == arm}):
+      values = [r[metric] for r in rows if r["arm"] == arm and r["sigma"] == sigma]
+      std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+      table.setdefault(arm, {})[sigma] = (float(np.mean(values)), std)
+  return table
+
+
+def markdown_table(rows: list[dict]) -> str:
+  """PSNR and SSIM, mean ± std over seeds, one row per arm and one column per σ."""
+  seeds = {r["arm"]: len({q["seed"] for q in rows if q["arm"] == r["arm"]}) for r in rows}
+  lines = []
+  for metric, digits in (("psnr", 2), ("ssim", 4)):
+    table = mean_std(rows, metric)
+    sigmas = sorted({s for per_arm in table.values() for s in per_arm})
+    lines += [f"| {metric.upper()} | seeds | " + " | ".join(f"σ={s:g}" for s in sigmas) + " |",
+              "|---|---|" + "---|" * len(sigmas)]
+    for arm, per_sigma in table.items():
+      cells = [f"{per_sigma[s][0]:.{digits}f} ± {per_sigma[s][1]:.{digits}f}" for s in sigmas]
+      lines.append(f"| {arm}: {ABLATION_ARMS[arm]} | {seeds[arm]} | " + " | ".join(cells) + " |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def plot_gain(rows: list[dict], path: pathlib.Path, baseline: str = "a_plain"):
+  """Each arm's mean PSNR minus the baseline arm's, ± the std over seeds of that arm."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  table = mean_std(rows, "psnr")
+  base = table[baseline]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for arm, per_sigma in table.items():
+    sigmas = sorted(per_sigma)
+    gain = [per_sigma[s][0] - base[s][0] for s in sigmas]
+    ax.errorbar(sigmas, gain, yerr=[per_sigma[s][1] for s in sigmas], marker="o", capsize=3,
+                label=f"{arm[0].upper()}: {ABLATION_ARMS[arm]}")
+  ax.axhline(0, color="gray", lw=0.8)
+  ax.set(xlabel="test noise σ (0–255)", ylabel=f"PSNR − arm {baseline[0].upper()} (dB)",
+         title="SFM ablation on the test set (mean ± std over seeds)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_report(rows: list[dict], out: pathlib.Path):
+  with open(out / "results.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=["arm", "seed", "sigma", "psnr", "ssim"])
+    writer.writeheader()
+    writer.writerows(rows)
+  (out / "table.md").write_text(markdown_table(rows))
+  if "a_plain" in {r["arm"] for r in rows}:
+    plot_gain(rows, out / "psnr_gain.png")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--train_data", required=True, help="Training image folder (BSD400).")
+  parser.add_argument("--test_data", required=True, help="Test image folder (BSD68).")
+  parser.add_argument("--out", default="runs/sfm_ablation", help="Study folder.")
+  parser.add_argument("--arms", nargs="+", choices=list(ABLATION_ARMS),
+                      default=list(ABLATION_ARMS), help="Arms to run.")
+  parser.add_argument("--seeds", type=int, default=3, help="Seeds per arm (0, 1, …).")
+  parser.add_argument("--override", action="append", default=[],
+                      help="An extra config override for every training run, e.g. "
+                      "--override=--config.train.steps=100 (repeatable).")
+  return parser.parse_args(argv)
+
+
+def main():
+  args = parse_args()
+  out = pathlib.Path(args.out).resolve()
+  out.mkdir(parents=True, exist_ok=True)
+  train_data, test_data = (str(pathlib.Path(p).resolve()) for p in (args.train_data,
+                                                                   args.test_data))
+  results = {(arm, seed): run_one(arm, seed, out, train_data, test_data, args.override)
+             for seed in range(args.seeds) for arm in args.arms}
+  rows = collect(results)
+  write_report(rows, out)
+  print(markdown_table(rows))
+  print(f"Wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'psnr_gain.png'}.")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,108 @@
+"""The studies under studies/: the ablation's arms do what their names say, the tables and plots
+are computed right, and the GPU reproduction runs end to end with --smoke (slow)."""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sfm_jax.config_base import ABLATION_ARMS
+from sfm_jax.train.loop import build_task
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "studies"))
+import sfm_ablation  # noqa: E402
+import sfm_reproduce  # noqa: E402
+import sr_hole  # noqa: E402
+
+
+def load_config(path):
+  spec = importlib.util.spec_from_file_location("config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def clean_targets(arm):
+  """The effective clean images (noisy − noise) of one training batch of `arm`'s config, and the
+  batch: (B, H, W, 1) each."""
+  config = load_config(ROOT / "configs" / f"ablation_{arm}.py")
+  clean = jax.random.uniform(jax.random.key(1), (64, 40, 40, 1))
+  batch = build_task(config).synthesize(jax.random.key(2), clean, jnp.zeros((), jnp.int32))
+  return np.asarray(batch["target"]), np.asarray(clean)
+
+
+@pytest.mark.parametrize("arm", list(ABLATION_ARMS))
+def test_each_arm_zeroes_and_masks_what_it_says(arm):
+  target, clean = clean_targets(arm)
+  zeroed = np.all(target == 0, axis=(1, 2, 3))
+  unchanged = np.all(np.abs(target - clean) < 1e-6, axis=(1, 2, 3))
+  masked = ~zeroed & ~unchanged
+  zeroes, masks = arm in ("c_sfm_zero", "d_zero_only"), arm in ("b_sfm_keep", "c_sfm_zero")
+  for images, expected in ((zeroed, zeroes), (masked, masks)):  # rate 0.5: about half of 64
+    assert (16 <= images.sum() <= 48) if expected else not images.any(), (arm, images.sum())
+
+
+def test_ablation_table_is_the_mean_and_std_over_seeds(tmp_path):
+  rng = np.random.default_rng(0)
+  rows = [{"arm": arm, "seed": seed, "sigma": sigma, "psnr": float(rng.normal(25, 1)),
+           "ssim": float(rng.uniform())}
+          for arm in ("a_plain", "c_sfm_zero") for seed in range(3) for sigma in (15.0, 50.0)]
+  table = sfm_ablation.mean_std(rows, "psnr")
+  values = [r["psnr"] for r in rows if r["arm"] == "c_sfm_zero" and r["sigma"] == 50.0]
+  assert table["c_sfm_zero"][50.0] == pytest.approx((np.mean(values), np.std(values, ddof=1)))
+  text = sfm_ablation.markdown_table(rows)
+  assert f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" in text
+  sfm_ablation.write_report(rows, tmp_path)
+  assert (tmp_path / "psnr_gain.png").stat().st_size > 10_000
+  assert len((tmp_path / "results.csv").read_text().splitlines()) == len(rows) + 1
+
+
+def test_reproduction_table_puts_the_published_means_beside_ours():
+  ours = {run: {f"{s:g}": {"psnr": p + 0.5, "ssim": 0.5}
+                for s, p in zip(sfm_reproduce.SIGMAS, sfm_reproduce.AUTHORS[base], strict=True)}
+          for run, base in (("dncnn_b", "dncnn_b"), ("dncnn_b_sfm_zeroed", "dncnn_b_sfm_zeroed"),
+                            ("dncnn_b_sfm_kept", "dncnn_b"))}
+  text = sfm_reproduce.comparison(ours, (50, 100))
+  assert "| dncnn_b | 25.38 / 24.88 | 16.85 / 16.35 |" in text
+  assert "| dncnn_b_sfm_zeroed | +0.21 / +0.21 | +1.52 / +1.52 |" in text  # the published gains
+  assert "| dncnn_b_sfm_kept | +0.00 | +0.00 |" in text  # no published run to compare with
+
+
+@pytest.mark.slow
+def test_reproduction_smoke_run_trains_and_tests_every_recipe(tmp_path):
+  out = subprocess.run([sys.executable, "studies/sfm_reproduce.py", "--smoke", "--out",
+                        str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+  assert out.returncode == 0, out.stderr[-3000:]
+  lines = (tmp_path / "psnr.csv").read_text().splitlines()
+  assert len(lines) == 1 + len(sfm_reproduce.RUNS) * len(sfm_reproduce.SMOKE_SIGMAS)
+  assert "memnet_sfm_zeroed" in (tmp_path / "comparison.md").read_text()
+
+
+def test_mean_spectrum_of_white_noise_is_flat_at_its_variance():
+  """White noise of variance v has power v at every frequency, on any image size."""
+  rng = np.random.default_rng(0)
+  images = [rng.normal(0, 0.1, (h, w, 1)) for h, w in ((96, 128), (120, 80)) * 4]
+  frequencies, power = sr_hole.mean_spectrum(images)
+  assert frequencies.shape == power.shape == (sr_hole.NUM_BINS,)
+  np.testing.assert_allclose(power[4:], 0.01, rtol=0.25)
+  assert abs(np.mean(power[4:]) - 0.01) < 0.0005
+
+
+@pytest.mark.slow
+def test_sr_hole_smoke_run_writes_the_table_and_the_spectra(tiny_folder, tmp_path):
+  steps = ["--override=--config.train.steps=2",
+           "--override=--config.train.require_improvement=false"]
+  out = subprocess.run([sys.executable, "studies/sr_hole.py", "--train_data", str(tiny_folder),
+                        "--test_data", str(tiny_folder), "--out", str(tmp_path), *steps],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1800)
+  assert out.returncode == 0, out.stderr[-3000:]
+  table = (tmp_path / "psnr.md").read_text()
+  assert "| RRDB, SFM (central, 0.5) |" in table and "| bicubic |" in table
+  rows = (tmp_path / "spectra.csv").read_text().splitlines()
+  assert len(rows) == 1 + sr_hole.NUM_BINS and rows[0].count(",") == 4
