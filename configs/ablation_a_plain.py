@@ -1,6 +1,6 @@
 """SFM ablation, arm (A): no SFM.
 
-One of four arms of `python studies/sfm_ablation.py` (docs/sfm_ablation.md)."""
+One of the arms of `python studies/sfm_ablation.py` (docs/sfm_ablation.md)."""
 
 from sfm_jax.config_base import sfm_ablation_config
 

@@ -1,7 +1,7 @@
 """SFM ablation, arm (C): SFM (rate 0.5, targeted 0.85/0.15), unselected images zeroed: the
 released scripts.
 
-One of four arms of `python studies/sfm_ablation.py` (docs/sfm_ablation.md)."""
+One of the arms of `python studies/sfm_ablation.py` (docs/sfm_ablation.md)."""
 
 from sfm_jax.config_base import sfm_ablation_config
 

@@ -146,6 +146,7 @@ ABLATION_ARMS = {
     "b_sfm_keep": "SFM, unselected images kept (the paper)",
     "c_sfm_zero": "SFM, unselected images zeroed (the released scripts)",
     "d_zero_only": "half the images zeroed, no frequency masking",
+    "e_sfm_all": "SFM on every image (rate 1), none zeroed",
 }
 
 
@@ -160,7 +161,9 @@ def sfm_ablation_config(arm: str) -> ml_collections.ConfigDict:
   c.task.sigma_range = (0.0, 25.0)
   if arm != "a_plain":
     with_sfm(c)
-    c.task.sfm_unselected = "keep" if arm == "b_sfm_keep" else "zero"
+    c.task.sfm_unselected = "keep" if arm in ("b_sfm_keep", "e_sfm_all") else "zero"
+  if arm == "e_sfm_all":  # C's batches with a band mask in place of every black image
+    c.task.sfm_rate = 1.0
   if arm == "d_zero_only":  # every coefficient kept: the selected images pass unchanged
     c.task.sfm_mode, c.task.sfm_keep_prob = "random", 1.0
   c.optim.learning_rate = 1e-3
