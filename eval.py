@@ -4,6 +4,7 @@
   python eval.py --weights FILE.msgpack --dataset FOLDER --config.eval.sigmas=15,25,50
   python eval.py --task sr --bicubic --config.eval.scale=4 --dataset Set5   # bicubic baseline
   python eval.py --weights W --dataset Set14 --config.eval.blur_sigmas=0.2,1,2,3,4
+  python eval.py --weights W2 --dataset Set14 --output B --compare A   # PSNR-NIQE plot of A and B
   python eval.py --task ikc --ikc_weights SFTMD,PREDICTOR,CORRECTOR --dataset FOLDER \
       --config.eval.blur_sigmas=1.8,2.6,3.2
   python eval.py --task fca --config configs/fca.py --workdir DIR --dataset FOLDER --output OUT
@@ -11,7 +12,8 @@
 How images are degraded and scored is `config.eval` (`sfm_jax/config_base.py:eval_fields`):
 the --config file's, or for --weights runs without --config the eval fields saved in the weights
 file, each overridable as --config.eval.x=value. Denoising writes OUT/results.csv (image, sigma,
-psnr, ssim, noisy_psnr, dct_low_mse, dct_high_mse); SR one row per image and blur σ; both write
+psnr, ssim, noisy_psnr, dct_low_mse, dct_high_mse); SR one row per image and blur σ (PSNR, SSIM,
+NIQE, and the same for bicubic) and OUT/perception_distortion.png; both write
 OUT/summary.json. The protocols live in sfm_jax.evaluation.
 """
 
@@ -39,6 +41,8 @@ _TASK = flags.DEFINE_enum("task", "auto", ["auto", "denoise", "sr", "ikc", "fca"
                           "What to evaluate (auto: from the config or the weights file).")
 _BICUBIC = flags.DEFINE_bool("bicubic", False, "SR: evaluate plain bicubic upscaling (no "
                              "model) at --config.eval.scale.")
+_COMPARE = flags.DEFINE_list("compare", [], "SR: earlier eval.py output folders whose models "
+                             "join this one in OUT/perception_distortion.png (PSNR vs NIQE).")
 _IKC_WEIGHTS = flags.DEFINE_list("ikc_weights", [], "IKC: the SFTMD, Predictor and Corrector "
                                  "weights files, comma-separated.")
 
@@ -55,7 +59,7 @@ def main(argv):
              overrides=config_flags.get_override_values(flags.FLAGS["config"]),
              task=_TASK.value, workdir=_WORKDIR.value, step=_STEP.value,
              weights=_WEIGHTS.value, ikc_weights=_IKC_WEIGHTS.value, bicubic=_BICUBIC.value,
-             dataset=_DATASET.value, save_images=_SAVE_IMAGES.value,
+             dataset=_DATASET.value, save_images=_SAVE_IMAGES.value, compare=_COMPARE.value,
              output=pathlib.Path(_OUTPUT.value or pathlib.Path(_WORKDIR.value or ".") / "eval"))
 
 

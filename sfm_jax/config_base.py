@@ -53,6 +53,7 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
         "blur_sigmas": (),  # eval.py: Gaussian blur σ sweep (empty: the training blur)
         "kernel_size": 21,  # eval.py: the blur kernel size
         "y_channel": True,  # score the Y channel (False: RGB)
+        "niqe": True,  # eval.py: also NIQE (no reference) and the perception–distortion plot
         "scale": 4})  # eval.py --bicubic: the scale (a model's comes with it)
   raise ValueError(f"unknown eval kind {kind!r}; use 'denoise', 'sr' or 'shared'.")
 

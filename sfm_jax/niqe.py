@@ -114,6 +114,14 @@ def _luma_0_255(image: np.ndarray) -> np.ndarray:
   return np.round(values)
 
 
+def niqe_or_nan(image: np.ndarray, crop_border: int = 0) -> float:
+  """`niqe`, or NaN for an image too small for two blocks (a report column over mixed sizes)."""
+  height, width = np.shape(image)[0] - 2 * crop_border, np.shape(image)[1] - 2 * crop_border
+  if (height // BLOCK) * (width // BLOCK) < 2:
+    return float("nan")
+  return niqe(image, crop_border)
+
+
 def niqe(image: np.ndarray, crop_border: int = 0) -> float:
   """NIQE of one image (lower is better), as the MATLAB release computes it.
 

@@ -18,6 +18,7 @@ from sfm_jax.evaluation.sr import degrade_sr
 from sfm_jax.inference import make_upscaler
 from sfm_jax.metrics import sr_scores
 from sfm_jax.models import get_model
+from sfm_jax.niqe import niqe
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,15 @@ def test_bicubic_baseline_through_eval_matches_literature(shared_data, tmp_path,
   assert abs(summary["bicubic_psnr"] - want) <= tolerance
   if (dataset, scale) == ("CSet5", 4):
     assert abs(summary["bicubic_ssim"] - 0.8104) <= 0.002
+    # NIQE: bicubic ×4 is less natural than the HR photos and than bicubic ×2 (--compare).
+    hr_niqe = np.mean([niqe(np.asarray(Image.open(p))) for p in (shared_data / dataset).iterdir()])
+    assert summary["niqe"] == summary["bicubic_niqe"] > hr_niqe + 1
+    out = run_eval("--bicubic", "--config.eval.scale=2", "--dataset",
+                   str(shared_data / dataset), "--output", str(tmp_path / "x2"),
+                   "--compare", str(tmp_path))
+    x2 = json.loads((tmp_path / "x2" / "summary.json").read_text())
+    assert hr_niqe < x2["bicubic_niqe"] < summary["bicubic_niqe"]
+    assert "NIQE" in out.stdout and (tmp_path / "x2" / "perception_distortion.png").is_file()
 
 
 @pytest.mark.slow

@@ -41,20 +41,39 @@ def run_denoise(model, source: str, settings, images, dataset: str, output: path
 
 
 def run_sr(model, name: str, source: str, settings, images, dataset: str,
-           output: pathlib.Path, scale: int, blur_sigmas: tuple[float, ...]) -> dict:
+           output: pathlib.Path, scale: int, blur_sigmas: tuple[float, ...],
+           compare: tuple[str, ...] = ()) -> dict:
   """The SR protocol at each blur σ; `model` None scores bicubic upscaling alone; `name` heads
-  the model's column."""
+  the model's column. With eval.niqe, also OUT/perception_distortion.png: bicubic, this model
+  and the models of the `compare` folders (earlier eval.py outputs) at the first blur σ."""
   upscale = None if model is None else make_upscaler(
       model, tile=settings.tile, tile_overlap=settings.tile_overlap,
       self_ensemble=settings.self_ensemble)
   rows = [row for sigma in blur_sigmas
           for row in sr.evaluate_sr(upscale, images, scale, blur_sigma=sigma,
                                     kernel_size=settings.kernel_size,
-                                    y_channel=settings.y_channel, progress=True)]
+                                    y_channel=settings.y_channel, progress=True,
+                                    niqe=settings.get("niqe", False))]
   summary = sr.write_sr_reports(output, rows, scale)
   table = sr.format_sr_table(summary, name, scale, rgb=not settings.y_channel)
   _print_report(source, dataset, images, table, output)
+  if settings.get("niqe", False):
+    _plot_perception_distortion(next(iter(summary.values())), name, compare, output)
   return summary
+
+
+def _plot_perception_distortion(means: dict, name: str, compare, output: pathlib.Path):
+  points = {"bicubic": (means["bicubic_psnr"], means["bicubic_niqe"])}
+  if name != "bicubic":
+    points[f"{name} ({output.name})"] = (means["psnr"], means["niqe"])
+  for folder in map(pathlib.Path, compare):
+    other = json.loads((folder / "summary.json").read_text())
+    if "niqe" not in other:
+      raise ValueError(f"{folder}/summary.json has no NIQE; rerun eval.py there with "
+                       "--config.eval.niqe=True.")
+    points[folder.name] = (other["psnr"], other["niqe"])
+  sr.plot_perception_distortion(points, output / "perception_distortion.png")
+  print(f"Perception–distortion plot: {output / 'perception_distortion.png'}")
 
 
 def run_ikc(networks, code_of_sigma, source: str, settings, images, dataset: str,
@@ -100,7 +119,8 @@ PROTOCOL_OF_TASK = {"supervised": "denoise", "n2n": "denoise", "n2s": "denoise",
 def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
              workdir: str | None = None, step: int | None = None, weights: str | None = None,
              ikc_weights=(), bicubic: bool = False, dataset: str = "builtin",
-             save_images: bool = False, output: pathlib.Path = pathlib.Path("eval")) -> dict:
+             save_images: bool = False, output: pathlib.Path = pathlib.Path("eval"),
+             compare: tuple[str, ...] = ()) -> dict:
   """eval.py's work: resolves the model, the protocol and its settings, then runs it.
 
   config: the --config file's config (`given_config`), else `sfm_jax/eval_config.py`'s.
@@ -109,13 +129,17 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
   """
   check_writable_folder(output, "--output folder")
   check_eval_settings(config.eval)
+  for folder in compare:
+    if not (pathlib.Path(folder) / "summary.json").is_file():
+      raise FileNotFoundError(f"--compare {folder}: no summary.json there; give folders that "
+                              "eval.py --output wrote.")
   if task == "ikc" or ikc_weights:
     return _evaluate_ikc(config, ikc_weights, dataset, output)
   if bicubic:
     settings = config.eval
     images = load_source(dataset, "val", 3)
     return run_sr(None, "bicubic", "bicubic from MATLAB imresize", settings, images, dataset,
-                  output, settings.scale, _blur_sigmas(settings, config, given_config))
+                  output, settings.scale, _blur_sigmas(settings, config, given_config), compare)
   model, name, kwargs, source, metadata = _load_model(config, given_config, workdir, step,
                                                       weights)
   settings = _settings(config, given_config, overrides, metadata)
@@ -131,7 +155,7 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     raise ValueError(f"eval.py scores denoisers, SR networks, IKC and FCA generators; "
                      f"{source} is a {protocol!r} model.")
   return run_sr(model, name, source, settings, images, dataset, output, kwargs.get("scale", 4),
-                _blur_sigmas(settings, config, given_config))
+                _blur_sigmas(settings, config, given_config), compare)
 
 
 def _load_model(config, given_config: bool, workdir, step, weights):

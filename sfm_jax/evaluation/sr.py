@@ -14,8 +14,10 @@ from tqdm import tqdm
 from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple
 from sfm_jax.metrics import quantize, sr_scores
+from sfm_jax.niqe import niqe_or_nan
 
-SR_COLUMNS = ("image", "scale", "blur_sigma", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+SR_COLUMNS = ("image", "scale", "blur_sigma", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim",
+              "niqe", "bicubic_niqe")
 
 
 def degrade_sr(hr: np.ndarray, scale: int, blur_sigma: float = 0.0,
@@ -46,15 +48,18 @@ def sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel:
 
 def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
                 blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
-                progress: bool = False, degrade=None) -> list[dict]:
+                progress: bool = False, degrade=None, niqe: bool = False) -> list[dict]:
   """HR images -> `degrade_sr` LR -> `upscale(lr (h, w, C)) -> (s·h, s·w, C)` (None: bicubic
-  only), scored with `sr_scores` at crop = scale. Every row also carries the bicubic baseline of
-  the same LR. `degrade(hr (H, W, C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given kernel)."""
+  only), scored with `sr_scores` at crop = scale, and with NIQE (no reference; NaN for images
+  under two 96×96 blocks) when `niqe`. Every row also carries the bicubic baseline of the same
+  LR. `degrade(hr (H, W, C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given kernel)."""
   rows = []
   for hr, lr, bicubic, row in sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
                                        progress, degrade):
     sr = bicubic if upscale is None else quantize(upscale(lr))
     row["psnr"], row["ssim"] = sr_scores(sr, hr, scale, y_channel)
+    if niqe:
+      row["niqe"], row["bicubic_niqe"] = (niqe_or_nan(x, scale) for x in (sr, bicubic))
     rows.append(row)
   return rows
 
@@ -86,13 +91,39 @@ def write_sr_reports(out_dir: pathlib.Path, rows: list[dict], scale: int,
 
 
 def format_sr_table(summary: dict, name: str, scale: int, rgb: bool = False) -> str:
-  """One line per blur σ: the bicubic baseline and the model, PSNR/SSIM."""
-  lines = [f"×{scale}, PSNR/SSIM on {'RGB' if rgb else 'Y'}, border crop {scale}, "
-           "LR = [Gaussian blur σ] + MATLAB bicubic (uint8)",
-           f"{'blur σ':>7}{'bicubic':>16}" + (f"{name:>16}" if name != "bicubic" else "")]
+  """One line per blur σ: the bicubic baseline and the model, PSNR/SSIM (and NIQE)."""
+  with_niqe = "niqe" in next(iter(summary.values()))
+  scores = "PSNR/SSIM" + ("/NIQE" if with_niqe else "")
+  width = 16 + 7 * with_niqe
+  lines = [f"×{scale}, {scores} on {'RGB' if rgb else 'Y'}, border crop {scale}, "
+           "LR = [Gaussian blur σ] + MATLAB bicubic (uint8)"
+           + ("; NIQE: lower is more natural" if with_niqe else ""),
+           f"{'blur σ':>7}{'bicubic':>{width}}" + (f"{name:>{width}}" if name != "bicubic" else "")]
+
+  def cell(m, prefix):
+    text = f"{m[prefix + 'psnr']:>9.2f}/{m[prefix + 'ssim']:.4f}"
+    return text + (f"/{m[prefix + 'niqe']:.3f}" if with_niqe else "")
+
   for sigma, m in summary.items():
-    line = f"{sigma:>7g}{m['bicubic_psnr']:>9.2f}/{m['bicubic_ssim']:.4f}"
-    if name != "bicubic":
-      line += f"{m['psnr']:>9.2f}/{m['ssim']:.4f}"
-    lines.append(line)
+    lines.append(f"{sigma:>7g}{cell(m, 'bicubic_')}" + (cell(m, "") if name != "bicubic" else ""))
   return "\n".join(lines)
+
+
+def plot_perception_distortion(points: dict[str, tuple[float, float]], path: pathlib.Path):
+  """The perception–distortion plane (Blau & Michaeli, CVPR 2018): one labelled point (PSNR,
+  NIQE) per model; better is up-right in PSNR and down in NIQE."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(5, 4))
+  for label, (psnr_value, niqe_value) in points.items():
+    ax.scatter(psnr_value, niqe_value)
+    ax.annotate(label, (psnr_value, niqe_value), textcoords="offset points", xytext=(4, 4),
+                fontsize=8)
+  ax.set(xlabel="PSNR (dB) ↑", ylabel="NIQE ↓", title="Perception–distortion")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
