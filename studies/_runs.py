@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import subprocess
@@ -32,3 +33,24 @@ def train_then_test(config: str, workdir: pathlib.Path, train_data: str, test_da
     python(["eval.py", "--weights", str(workdir / "weights.msgpack"), "--dataset", test_data,
             "--output", str(workdir / "eval"), *eval_overrides])
   return json.loads(summary.read_text())
+
+
+def study_parser(doc: str, out: str, test_data: str, data_required: bool = True):
+  """An argument parser with the flags every study takes: --train_data, --test_data (required,
+  or 'builtin' by default), --out."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  data = {"required": True} if data_required else {"default": "builtin"}
+  parser.add_argument("--train_data", help="Training image folder (BSD400).", **data)
+  parser.add_argument("--test_data", help=f"Test image folder ({test_data}).", **data)
+  parser.add_argument("--out", default=out, help="Study folder.")
+  return parser
+
+
+def study_folders(args) -> tuple[pathlib.Path, str, str]:
+  """(the study folder, created; the training and test data as absolute paths, 'builtin' kept):
+  the runs start in the checkout, not where the user is."""
+  out = pathlib.Path(args.out).resolve()
+  out.mkdir(parents=True, exist_ok=True)
+  train_data, test_data = (d if d == "builtin" else str(pathlib.Path(d).resolve())
+                           for d in (args.train_data, args.test_data))
+  return out, train_data, test_data

@@ -23,7 +23,7 @@ import csv
 import pathlib
 
 import numpy as np
-from _runs import train_then_test
+from _runs import study_folders, study_parser, train_then_test
 
 from sfm_jax.config_base import ABLATION_ARMS
 
@@ -103,10 +103,7 @@ def write_report(rows: list[dict], out: pathlib.Path):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--train_data", required=True, help="Training image folder (BSD400).")
-  parser.add_argument("--test_data", required=True, help="Test image folder (BSD68).")
-  parser.add_argument("--out", default="runs/sfm_ablation", help="Study folder.")
+  parser = study_parser(__doc__, "runs/sfm_ablation", "BSD68")
   parser.add_argument("--arms", nargs="+", choices=list(ABLATION_ARMS),
                       default=list(ABLATION_ARMS), help="Arms to run.")
   parser.add_argument("--seeds", type=int, default=3, help="Seeds per arm (0, 1, …).")
@@ -118,10 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main():
   args = parse_args()
-  out = pathlib.Path(args.out).resolve()
-  out.mkdir(parents=True, exist_ok=True)
-  train_data, test_data = (str(pathlib.Path(p).resolve()) for p in (args.train_data,
-                                                                   args.test_data))
+  out, train_data, test_data = study_folders(args)
   results = {(arm, seed): run_one(arm, seed, out, train_data, test_data, args.override)
              for seed in range(args.seeds) for arm in args.arms}
   rows = collect(results)

@@ -23,7 +23,7 @@ import argparse
 import csv
 import pathlib
 
-from _runs import train_then_test
+from _runs import study_folders, study_parser, train_then_test
 
 SIGMAS = tuple(range(5, 101, 5))
 AUTHORS = {  # mean BSD68 PSNR (dB) at SIGMAS of majedelhelou/SFM Denoising/PSNR_results
@@ -96,10 +96,7 @@ def write_csv(results: dict[str, dict], path: pathlib.Path):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--train_data", default="builtin", help="Training image folder (BSD400).")
-  parser.add_argument("--test_data", default="builtin", help="Test image folder (BSD68).")
-  parser.add_argument("--out", default="runs/reproduce", help="Study folder.")
+  parser = study_parser(__doc__, "runs/reproduce", "BSD68", data_required=False)
   parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
   parser.add_argument("--smoke", action="store_true", help="Two training steps per run, two "
                       "test σ: checks the whole path in minutes on a CPU (numbers mean nothing).")
@@ -108,12 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main():
   args = parse_args()
-  out = pathlib.Path(args.out).resolve()
-  out.mkdir(parents=True, exist_ok=True)
+  out, *data = study_folders(args)
   sigmas = SMOKE_SIGMAS if args.smoke else SIGMAS
   training = SMOKE_TRAINING if args.smoke else []
-  data = [d if d == "builtin" else str(pathlib.Path(d).resolve())
-          for d in (args.train_data, args.test_data)]
   results = {}
   for run in args.runs:
     config, overrides = RUNS[run]

@@ -22,7 +22,7 @@ import json
 import pathlib
 
 import numpy as np
-from _runs import train_then_test
+from _runs import study_folders, study_parser, train_then_test
 
 from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple, load_folder
@@ -92,10 +92,7 @@ def psnr_table(summaries: dict[str, dict]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--train_data", required=True, help="Training image folder (BSD400).")
-  parser.add_argument("--test_data", required=True, help="Test image folder (Set14).")
-  parser.add_argument("--out", default="runs/sr_hole", help="Study folder.")
+  parser = study_parser(__doc__, "runs/sr_hole", "Set14")
   parser.add_argument("--test_blurs", default="1.0,1.5,2.0,2.5", help="Test blur σs.")
   parser.add_argument("--wide_blur", type=float, default=2.0, help="Test blur σ of the spectra.")
   parser.add_argument("--override", action="append", default=[],
@@ -105,10 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main():
   args = parse_args()
-  out = pathlib.Path(args.out).resolve()
-  out.mkdir(parents=True, exist_ok=True)
-  train_data, test_data = (str(pathlib.Path(p).resolve()) for p in (args.train_data,
-                                                                   args.test_data))
+  out, train_data, test_data = study_folders(args)
   summaries = {arm: train_then_test("sr_sfm_study.py", out / arm, train_data, test_data,
                                     [flag, *args.override],
                                     [f"--config.eval.blur_sigmas={args.test_blurs}"]
