@@ -5,8 +5,10 @@ Processing Letters 20(3), 2013; the MATLAB release `niqe_release.zip` (LIVE, UT 
 `computequality.m`, `computefeature.m`, `estimateaggdparam.m`) is the reference that the SR papers
 (NatSR among them) report. As in that release:
 
-- the image is taken on 0–255 integer values (colour: the Y of MATLAB's `rgb2ycbcr`) and cropped
-  to whole 96×96 blocks;
+- the image is taken on 0–255 integer values and cropped to whole 96×96 blocks. Colour: the
+  release's `computequality.m` scores `rgb2gray(im)`, whereas the SR evaluations (the PIRM 2018
+  challenge's `calc_NIQE` via `convert_shave_image`, BasicSR's `calculate_niqe`) score the Y of
+  MATLAB's `rgb2ycbcr`; `color="y"` (the default) is the latter, `color="gray"` the former;
 - at two scales (the second made by MATLAB bicubic `imresize(·, 0.5)` with antialiasing), the
   mean-subtracted contrast-normalised coefficients (x − μ) / (σ + 1) are computed with a 7×7
   Gaussian window (σ = 7/6, replicated borders);
@@ -17,6 +19,12 @@ Processing Letters 20(3), 2013; the MATLAB release `niqe_release.zip` (LIVE, UT 
   Gaussian of the blocks' features and that of pristine images (`assets/niqe_pristine.npz`:
   `mu_prisparam` and `cov_prisparam` of the release's `modelparameters.mat`; see
   `sfm_jax/assets/README.md`).
+
+Accuracy: for Set14's colour baboon (480×500, top-left 480×480 scored) BasicSR reports MATLAB R2021a
+5.72957; this gives 5.72996. The 4e-4 is arithmetic, not method: the nearest-grid-point choice of α
+flips between neighbours under rounding, and BasicSR's float32 (5.72958) happens to land nearer. It
+is float64 here, as the MATLAB code is; on blocks with (near-)constant regions the fits follow
+rounding noise, in MATLAB too, so implementations differ there by up to a few hundredths.
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ _ALPHAS = np.arange(0.2, 10.0005, 0.001)  # MATLAB's gam = 0.2:0.001:10
 _RATIOS = (special.gamma(2 / _ALPHAS) ** 2
            / (special.gamma(1 / _ALPHAS) * special.gamma(3 / _ALPHAS)))
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))  # horizontal, vertical and the two diagonals
+_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB's
+
+
+class NIQEUndefinedError(ValueError):
+  """NIQE has no value for this image: fewer than two 96×96 blocks, or no contrast to fit."""
 
 
 @functools.cache
@@ -64,10 +77,11 @@ def aggd_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Moment-matching fit of an asymmetric generalised Gaussian to each row of x (N, M):
   (α, β_l, β_r), each (N,)."""
   negative, positive = x < 0, x > 0
-  left = np.sqrt(np.sum(np.where(negative, x * x, 0), 1) / np.sum(negative, 1))
-  right = np.sqrt(np.sum(np.where(positive, x * x, 0), 1) / np.sum(positive, 1))
-  g = left / right
-  r = np.mean(np.abs(x), 1) ** 2 / np.mean(x * x, 1)
+  with np.errstate(divide="ignore", invalid="ignore"):  # a side with no values gives NaN, as MATLAB
+    left = np.sqrt(np.sum(np.where(negative, x * x, 0), 1) / np.sum(negative, 1))
+    right = np.sqrt(np.sum(np.where(positive, x * x, 0), 1) / np.sum(positive, 1))
+    g = left / right
+    r = np.mean(np.abs(x), 1) ** 2 / np.mean(x * x, 1)
   r_normalized = r * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
   alpha = _ALPHAS[np.argmin((_RATIOS[None, :] - r_normalized[:, None]) ** 2, axis=1)]
   scale = np.sqrt(special.gamma(1 / alpha) / special.gamma(3 / alpha))
@@ -100,54 +114,74 @@ def _half(image: np.ndarray) -> np.ndarray:
   return rows @ image @ cols.T
 
 
-def _luma_0_255(image: np.ndarray) -> np.ndarray:
+def _luma_0_255(image: np.ndarray, color: str = "y") -> np.ndarray:
   """(H, W), (H, W, 1) or (H, W, 3), uint8 or float in [0, 1] -> (H, W) float64 on integer
-  0–255 values: the gray channel, or the Y of MATLAB's rgb2ycbcr."""
+  0–255 values, as MATLAB computes from the uint8 image: the gray channel, or the luma `color` of
+  an RGB image rounded half up (MATLAB's conversion to uint8)."""
+  if color not in ("y", "gray"):
+    raise ValueError(f"color={color!r}; use 'y' (rgb2ycbcr, the SR papers') or 'gray' (rgb2gray, "
+                     "the MATLAB release's).")
   image = np.asarray(image)
-  values = image.astype(np.float64) * (1 if image.dtype == np.uint8 else 255)
-  if values.ndim == 3 and values.shape[-1] == 3:
-    values = 16 + values @ np.array([65.481, 128.553, 24.966]) / 255
-  elif values.ndim == 3 and values.shape[-1] == 1:
-    values = values[..., 0]
-  elif values.ndim != 2:
+  if image.dtype == np.uint8:
+    values = image.astype(np.float64)
+  elif image.dtype.kind in "biu":
+    raise ValueError(f"image is {image.dtype}; pass uint8 (0–255) or float in [0, 1].")
+  else:  # as when saved to an 8-bit PNG
+    values = np.floor(np.clip(image.astype(np.float64), 0, 1) * 255 + 0.5)
+  if values.ndim == 3 and values.shape[-1] == 1:
+    return values[..., 0]
+  if values.ndim == 2:
+    return values
+  if values.ndim != 3 or values.shape[-1] != 3:
     raise ValueError(f"image has shape {image.shape}; pass (H, W), (H, W, 1) or (H, W, 3).")
-  return np.round(values)
+  if color == "y":  # 16 + (65.481 R + 128.553 G + 24.966 B) / 255 in exact integer arithmetic:
+    # its ties (x.5, e.g. RGB 146, 124, 97) occur, and float rounding would decide them
+    return 16 + np.floor((values @ np.array([65481.0, 128553.0, 24966.0]) + 127500) / 255000)
+  return np.floor(values @ _RGB2GRAY + 0.5)
 
 
-def niqe_or_nan(image: np.ndarray, crop_border: int = 0) -> float:
-  """`niqe`, or NaN for an image too small for two blocks (a report column over mixed sizes)."""
-  height, width = np.shape(image)[0] - 2 * crop_border, np.shape(image)[1] - 2 * crop_border
-  if (height // BLOCK) * (width // BLOCK) < 2:
+def niqe_or_nan(image: np.ndarray, crop_border: int = 0, color: str = "y") -> float:
+  """`niqe`, or NaN where NIQE is undefined (a report column over mixed sizes)."""
+  try:
+    return niqe(image, crop_border, color)
+  except NIQEUndefinedError:
     return float("nan")
-  return niqe(image, crop_border)
 
 
-def niqe(image: np.ndarray, crop_border: int = 0) -> float:
+def niqe(image: np.ndarray, crop_border: int = 0, color: str = "y") -> float:
   """NIQE of one image (lower is better), as the MATLAB release computes it.
 
   Args:
-    image: (H, W), (H, W, 1) or (H, W, 3); uint8, or float in [0, 1]. Colour images are scored on
-      their Y channel (MATLAB rgb2ycbcr), values rounded to integers as MATLAB's uint8 input.
+    image: (H, W), (H, W, 1) or (H, W, 3) RGB; uint8 on 0–255, or float in [0, 1], which is first
+      made the uint8 image MATLAB would read (clipped, ×255, rounded). The luma is an integer too.
     crop_border: pixels removed at every border first (the SR papers crop the scale).
+    color: for RGB input, "y" scores the Y of MATLAB rgb2ycbcr (the SR papers', BasicSR's and
+      PIRM's convention) and "gray" MATLAB rgb2gray (the release's computequality.m).
   Returns:
-    The NIQE score (about 3–4 for sharp natural photos, higher for blurred or noisy ones).
+    The NIQE score (about 2.5–5 for sharp natural photos, higher for blurred or noisy ones).
+  Raises:
+    NIQEUndefinedError (a ValueError): under two 96×96 blocks after cropping, or a constant image.
   """
-  y = _luma_0_255(image)
+  y = _luma_0_255(image, color)
   if crop_border:
     y = y[crop_border:-crop_border, crop_border:-crop_border]
   rows, cols = y.shape[0] // BLOCK, y.shape[1] // BLOCK
   if rows * cols < 2:
-    raise ValueError(f"NIQE needs at least two {BLOCK}×{BLOCK} blocks; the image is "
-                     f"{y.shape[0]}×{y.shape[1]} after cropping (use images of at least "
-                     f"{2 * BLOCK}×{BLOCK} pixels).")
+    raise NIQEUndefinedError(
+        f"NIQE needs at least two {BLOCK}×{BLOCK} blocks; the image is {y.shape[0]}×{y.shape[1]} "
+        f"after cropping (use images of at least {2 * BLOCK}×{BLOCK} pixels).")
   y = y[:rows * BLOCK, :cols * BLOCK]
+  if y.min() == y.max():
+    raise NIQEUndefinedError(f"NIQE is undefined for a constant image (all {y.flat[0]:g}).")
   features = []
   for scale in (1, 2):
     features.append(block_features(_blocks(_normalized_coefficients(y), BLOCK // scale)))
     y = _half(y)
   features = np.concatenate(features, axis=1)
+  complete = features[~np.isnan(features).any(axis=1)]  # MATLAB nancov: whole rows
+  if len(complete) < 2:
+    raise NIQEUndefinedError("NIQE is undefined: fewer than two blocks have contrast to fit.")
   mu_pristine, cov_pristine = pristine_model()
-  complete = features[~np.isnan(features).any(axis=1)]
-  difference = mu_pristine - np.nanmean(features, axis=0)
+  difference = mu_pristine - np.nanmean(features, axis=0)  # MATLAB nanmean: per feature
   covariance = (cov_pristine + np.cov(complete, rowvar=False)) / 2
   return float(np.sqrt(difference @ np.linalg.pinv(covariance) @ difference))

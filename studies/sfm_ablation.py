@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import pathlib
 
 import numpy as np
@@ -33,6 +34,14 @@ def run_one(arm: str, seed: int, out: pathlib.Path, train_data: str, test_data: 
   """Trains and tests one (arm, seed); returns the test summary's per-σ means."""
   return train_then_test(f"ablation_{arm}.py", out / arm / f"seed{seed}", train_data, test_data,
                          [f"--config.seed={seed}", *overrides])["per_sigma"]
+
+
+def finished_runs(out: pathlib.Path) -> dict[tuple[str, int], dict]:
+  """{(arm, seed): per-σ summary} of every finished run in the study folder."""
+  return {(path.parents[2].name, int(path.parents[1].name.removeprefix("seed"))):
+          json.loads(path.read_text())["per_sigma"]
+          for path in sorted(out.glob("*/seed*/eval/summary.json"))
+          if path.parents[2].name in ABLATION_ARMS}
 
 
 def collect(results: dict[tuple[str, int], dict]) -> list[dict]:
@@ -106,7 +115,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser = study_parser(__doc__, "runs/sfm_ablation", "BSD68")
   parser.add_argument("--arms", nargs="+", choices=list(ABLATION_ARMS),
                       default=list(ABLATION_ARMS), help="Arms to run.")
-  parser.add_argument("--seeds", type=int, default=3, help="Seeds per arm (0, 1, …).")
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                      help="Seeds to run for every arm (the table uses every finished run in "
+                      "--out, so two machines may run different seeds into one folder).")
   parser.add_argument("--override", action="append", default=[],
                       help="An extra config override for every training run, e.g. "
                       "--override=--config.train.steps=100 (repeatable).")
@@ -116,9 +127,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main():
   args = parse_args()
   out, train_data, test_data = study_folders(args)
-  results = {(arm, seed): run_one(arm, seed, out, train_data, test_data, args.override)
-             for seed in range(args.seeds) for arm in args.arms}
-  rows = collect(results)
+  for seed in args.seeds:
+    for arm in args.arms:
+      run_one(arm, seed, out, train_data, test_data, args.override)
+  rows = collect(finished_runs(out))
   write_report(rows, out)
   print(markdown_table(rows))
   print(f"Wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'psnr_gain.png'}.")
