@@ -12,6 +12,7 @@ import pathlib
 
 import ml_collections
 
+from sfm_jax import pretrained
 from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.evaluation import denoise, ikc, sr
@@ -163,6 +164,7 @@ def _load_model(config, given_config: bool, workdir, step, weights):
   from sfm_jax.train.loop import restore_model  # the loop pulls in orbax and clu
 
   if weights:
+    weights = pretrained.resolve(weights)
     model, name, kwargs = load_weights(weights)
     return model, name, kwargs, f"{name} from {weights}", weights_metadata(weights)
   if given_config and workdir:

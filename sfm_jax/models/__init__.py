@@ -57,6 +57,8 @@ MODELS = {
 # extractors and kernel modules are trained or used inside tasks only).
 DENOISERS = frozenset({"dncnn", "memnet", "ridnet", "ffdnet", "dct_denoiser", "unet"})
 SUPER_RESOLVERS = frozenset({"rrdb", "rcan", "rdn", "frsr", "kmsr", "sftmd"})
+# Denoisers whose output depends on the noise level they are given (the others are blind).
+TAKES_NOISE_LEVEL = frozenset({"ffdnet", "dct_denoiser"})
 
 
 def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,

@@ -18,6 +18,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from sfm_jax import pretrained
 from sfm_jax.checks import check_training_config, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
@@ -41,12 +42,13 @@ def use_cpu_kernels(config: ml_collections.ConfigDict) -> bool:
 
 
 def build_model(config: ml_collections.ConfigDict, cpu_kernels: bool = False) -> nnx.Module:
-  """The config's model, initialised from `model.init_weights` when given (fine-tuning);
+  """The config's model, initialised from `model.init_weights` (a weights file or a pretrained
+  name such as sfm:dncnn_b) when given (fine-tuning);
   plain Flax layers, or the CPU training kernels with `cpu_kernels`."""
   model = get_model(config.model.name, seed=config.seed, cpu_kernels=cpu_kernels,
                     **config.model.kwargs.to_dict())
   if config.model.get("init_weights"):
-    source, name, _ = load_weights(config.model.init_weights)
+    source, name, _ = load_weights(pretrained.resolve(config.model.init_weights))
     if name != config.model.name:
       raise ValueError(f"{config.model.init_weights} holds a {name!r} model but the config "
                        f"trains {config.model.name!r}; set model.name={name!r}.")

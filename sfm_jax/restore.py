@@ -1,0 +1,268 @@
+"""Restore your own images, without ground truth: denoise or upscale a file or a folder.
+
+  python -m sfm_jax.restore --weights sfm:dncnn_b_sfm --input photos/ --output restored/
+  python -m sfm_jax.restore --weights runs/rrdb_x4/weights.msgpack --input lr.png --output sr/
+  python -m sfm_jax.restore --weights W --input photos/ --output out/ --dry_run
+
+--weights is a weights file (train.py, python -m sfm_jax.convert) or a pretrained name
+(python -m sfm_jax.pretrained --list). Denoisers: blind ones (DnCNN-B, MemNet, RIDNet, U-Net)
+need nothing; FFDNet and the DCT denoiser take --sigma, or estimate it from each image (Liu,
+Tanaka, Okutomi 2013: weak-texture patches; sfm_jax.noise_estimation). Super-resolvers: the
+scale comes from the weights file. A gray model on a colour image is applied to each of R, G, B
+(--color per_channel, the default) or to the luma Y alone, Cb and Cr kept (--color luma; for SR
+they are upscaled bicubic); a colour model on a gray image sees it as R = G = B.
+
+Outputs keep the input's size (times the scale), gray/colour mode, alpha channel (passed through;
+for SR upscaled bicubic) and bit depth (8 or 16), are stood upright by the EXIF orientation, and
+are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
+output is kept unless --overwrite. Images larger than --max_pixels (output pixels) are processed
+in tiles of --tile input pixels with --tile_overlap pixels of context (exact when the overlap
+covers the model's receptive field: DnCNN-B's radius is 20 pixels, MemNet's about 80). Files
+that cannot be read or restored are listed at the end; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from sfm_jax import cli, ops, pretrained, xla_cpu
+from sfm_jax.data.images import IMAGE_SUFFIXES
+from sfm_jax.data.photos import Photo, read_photo, write_photo
+from sfm_jax.errors import DataError
+from sfm_jax.inference import make_apply, restore_image
+from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, TAKES_NOISE_LEVEL, size_multiple
+from sfm_jax.noise_estimation import estimate_noise_sigma
+from sfm_jax.weights import load_weights
+
+FORMATS = {"png": ".png", "tiff": ".tif"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How images are restored (the command's flags)."""
+  sigma: float | None = None  # noise σ on the 0–255 scale for FFDNet / DCT denoiser; None: estimate
+  color: str = "per_channel"  # gray model on colour images: "per_channel" or "luma"
+  tile: int = 512  # tile size in input pixels when tiling
+  tile_overlap: int = 32
+  max_pixels: int = 4096 * 4096  # output pixels above which images are tiled (0: never)
+  force_tile: bool = False
+  self_ensemble: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Restorer:
+  """A loaded model and what it needs: apply(x (1, H, W, C), level (1,)) -> (1, s·H, s·W, C)."""
+  name: str
+  apply: object
+  channels: int
+  scale: int
+  multiple: int
+  takes_sigma: bool
+
+  @classmethod
+  def load(cls, weights: str) -> Restorer:
+    model, name, kwargs = load_weights(pretrained.resolve(weights))
+    if name not in DENOISERS | SUPER_RESOLVERS or name == "sftmd":
+      raise DataError(f"{weights} holds a {name!r} model; restore runs denoisers "
+                      f"({', '.join(sorted(DENOISERS))}) and super-resolvers "
+                      f"({', '.join(sorted(SUPER_RESOLVERS - {'sftmd'}))}).")
+    scale = int(kwargs.get("scale", 1)) if name in SUPER_RESOLVERS else 1
+    return cls(name, make_apply(model), int(kwargs.get("channels", 1)), scale,
+               size_multiple(model), name in TAKES_NOISE_LEVEL)
+
+
+def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[Photo, str]:
+  """The restored photo (same mode and bit depth, s× the size) and a note (the σ used)."""
+  pixels, note = photo.pixels, ""
+  sigma = options.sigma
+  if restorer.takes_sigma and sigma is None:
+    sigma = estimate_noise_sigma(pixels)
+    note = f"σ estimated {sigma:.1f}"
+  planes, rebuild = _model_planes(pixels, restorer.channels, options.color)
+  tile = _tile_size(pixels.shape[:2], restorer.scale, options)
+  outputs = [_run(restorer, plane, (sigma or 0.0) / 255.0, tile, options) for plane in planes]
+  restored = np.clip(rebuild(outputs, restorer.scale), 0.0, 1.0)
+  alpha = photo.alpha
+  if alpha is not None and restorer.scale > 1:
+    alpha = np.clip(np.asarray(ops.imresize(jnp.asarray(alpha)[:, :, None],
+                                            scale=restorer.scale))[:, :, 0], 0.0, 1.0)
+  if tile:
+    note = ", ".join(filter(None, [note, f"tiles of {tile} px"]))
+  return Photo(restored.astype(np.float32), alpha, photo.bit_depth), note
+
+
+def _model_planes(pixels: np.ndarray, channels: int, color: str):
+  """(the (H, W, channels) inputs to run the model on, f(outputs, scale) -> (sH, sW, C) image)."""
+  have = pixels.shape[-1]
+  if have == channels:
+    return [pixels], lambda outs, scale: outs[0]
+  if channels == 3:  # a colour model on a gray image: R = G = B, then their mean
+    return [np.repeat(pixels, 3, axis=-1)], lambda outs, s: outs[0].mean(-1, keepdims=True)
+  if color == "per_channel":
+    return ([pixels[..., c:c + 1] for c in range(have)],
+            lambda outs, scale: np.concatenate(outs, axis=-1))
+  ycbcr = np.asarray(ops.rgb_to_ycbcr(jnp.asarray(pixels)))
+
+  def rebuild(outs, scale):
+    chroma = ycbcr[..., 1:] if scale == 1 else np.asarray(ops.imresize(jnp.asarray(
+        ycbcr[..., 1:]), scale=scale))
+    return np.asarray(ops.ycbcr_to_rgb(jnp.asarray(np.concatenate([outs[0], chroma], -1))))
+
+  return [ycbcr[..., :1]], rebuild
+
+
+def _tile_size(shape: tuple[int, int], scale: int, options: Options) -> int:
+  """0 (whole image) or the tile size in input pixels."""
+  h, w = shape
+  large = options.max_pixels and h * w * scale * scale > options.max_pixels
+  return options.tile if (options.force_tile or large) and max(h, w) > options.tile else 0
+
+
+def _run(restorer: Restorer, plane: np.ndarray, level: float, tile: int,
+         options: Options) -> np.ndarray:
+  """The model on one (H, W, C) plane -> (s·H, s·W, C) float32."""
+  return restore_image(restorer.apply, plane, level, multiple=restorer.multiple, tile=tile,
+                       tile_overlap=options.tile_overlap, self_ensemble=options.self_ensemble)
+
+
+def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str
+                 ) -> list[tuple[pathlib.Path, pathlib.Path]]:
+  """(input, output path) pairs: OUT/<stem><suffix>, or OUT/<stem>_<ext><suffix> where two
+  inputs share a stem."""
+  stems = [path.stem for path in inputs]
+
+  def name(path: pathlib.Path) -> str:
+    shared = stems.count(path.stem) > 1
+    return (f"{path.stem}_{path.suffix[1:].lower()}" if shared else path.stem) + suffix
+
+  return [(path, output / name(path)) for path in inputs]
+
+
+def find_inputs(given: str) -> list[pathlib.Path]:
+  """The image files of a file or a folder (not recursive), sorted."""
+  path = pathlib.Path(given).expanduser()
+  if path.is_file():
+    return [path]
+  if not path.is_dir():
+    raise DataError(f"--input {given} does not exist; give an image file or a folder of images.")
+  files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+  if not files:
+    raise DataError(f"--input {given} holds no {'/'.join(IMAGE_SUFFIXES)} files.")
+  return files
+
+
+def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = False,
+                dry_run: bool = False, progress: bool = True) -> list[tuple[pathlib.Path, str]]:
+  """Restores every (input, output) pair; returns the failures as (input, reason). With
+  `dry_run`, reads each input and says what would be written, writing nothing."""
+  inputs = {path.resolve() for path, _ in pairs}
+  failures, done = [], 0
+  start = time.perf_counter()
+  for source, target in tqdm(pairs, desc="restoring", unit="image", disable=not progress):
+    if target.resolve() in inputs:
+      failures.append((source, f"{target.name} would overwrite an input; choose another "
+                               "--output folder"))
+      continue
+    if target.exists() and not overwrite:
+      tqdm.write(f"skipped {source.name}: {target} exists (--overwrite to replace it)")
+      continue
+    try:
+      photo = read_photo(source)
+      if dry_run:
+        tqdm.write(_describe(source, target, photo, restorer, options))
+        continue
+      restored, note = restore_photo(restorer, photo, options)
+      write_photo(target, restored)
+      done += 1
+      tqdm.write(f"{source.name} -> {target}" + (f" ({note})" if note else ""))
+    except (DataError, ValueError, OSError) as error:
+      failures.append((source, str(error)))
+  if not dry_run:
+    print(f"restored {done} of {len(pairs)} images in {time.perf_counter() - start:.1f} s")
+  return failures
+
+
+def _describe(source, target, photo: Photo, restorer: Restorer, options: Options) -> str:
+  h, w = photo.pixels.shape[:2]
+  tile = _tile_size((h, w), restorer.scale, options)
+  return (f"{source.name} ({w}×{h} {photo.mode} {photo.bit_depth}-bit) -> {target} "
+          f"({w * restorer.scale}×{h * restorer.scale}, "
+          + (f"tiles of {tile} px" if tile else "whole image") + ")")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog="python -m sfm_jax.restore",
+                                   description=__doc__.splitlines()[0], epilog=__doc__
+                                   .split("\n\n", 2)[2],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--weights", required=True,
+                      help="Weights file or pretrained name (e.g. sfm:dncnn_b_sfm).")
+  parser.add_argument("--input", required=True, help="An image file or a folder of images.")
+  parser.add_argument("--output", required=True, help="Folder for the restored images.")
+  parser.add_argument("--sigma", type=float, help="Noise σ (0–255) for FFDNet / the DCT "
+                      "denoiser; default: estimated per image (Liu et al. 2013). Blind models "
+                      "ignore it.")
+  parser.add_argument("--color", choices=["per_channel", "luma"], default="per_channel",
+                      help="A gray model on colour images: each of R, G, B, or the luma only.")
+  parser.add_argument("--format", choices=sorted(FORMATS), default="png")
+  parser.add_argument("--tile", type=int, default=0, help="Force tiling with this tile size "
+                      "(input pixels); default: tiles of 512 above --max_pixels.")
+  parser.add_argument("--tile_overlap", type=int, default=32, help="Context pixels per tile.")
+  parser.add_argument("--max_pixels", type=int, default=Options.max_pixels,
+                      help="Output pixels above which an image is tiled (0: never).")
+  parser.add_argument("--self_ensemble", action="store_true", help="Mean of the ×8 flips and "
+                      "rotations (8× slower).")
+  parser.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
+  parser.add_argument("--dry_run", action="store_true", help="List what would be done.")
+  return parser.parse_args(argv)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+  if args.sigma is not None and not 0 <= args.sigma <= 255:
+    raise DataError(f"--sigma {args.sigma}: give the noise level on the 0–255 scale.")
+  if args.tile < 0 or args.tile_overlap < 0 or args.max_pixels < 0:
+    raise DataError("--tile, --tile_overlap and --max_pixels must be >= 0.")
+  return Options(sigma=args.sigma, color=args.color, tile=args.tile or Options.tile,
+                 tile_overlap=args.tile_overlap, max_pixels=args.max_pixels,
+                 force_tile=args.tile > 0, self_ensemble=args.self_ensemble)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  try:
+    options = options_from(args)
+    output = pathlib.Path(args.output).expanduser()
+    if output.exists() and not output.is_dir():
+      raise DataError(f"--output {output} is a file; give a folder.")
+    pairs = plan_outputs(find_inputs(args.input), output, FORMATS[args.format])
+    restorer = Restorer.load(args.weights)
+    if restorer.takes_sigma is False and args.sigma is not None:
+      print(f"note: {restorer.name} is blind; --sigma is ignored.")
+    failures = restore_all(restorer, pairs, options, args.overwrite, args.dry_run)
+  except (DataError, ValueError, ImportError, FileNotFoundError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+  for source, reason in failures:
+    print(f"failed: {source}: {reason}", file=sys.stderr)
+  if failures:
+    print(f"{len(failures)} of {len(pairs)} images failed (listed above).", file=sys.stderr)
+  return 1 if failures else 0
+
+
+def run():
+  """Console-script entry point (sfm-restore)."""
+  xla_cpu.enable()
+  cli.quiet_library_logs()
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()
