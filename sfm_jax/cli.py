@@ -1,13 +1,14 @@
-"""Helpers shared by the thin entry points train.py and eval.py."""
+"""Helpers shared by the command-line programs (sfm_jax.train.main, sfm_jax.evaluation.main)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pathlib
 import sys
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from sfm_jax.errors import CheckpointError, DataError, TrainingError
 
@@ -59,6 +60,15 @@ def _unknown_flag(error: flags.UnrecognizedFlagError):
   print(f"error: unknown flag --{error.flagname}; this program takes {', '.join(names)} "
         "(config fields as --config.a.b=value; --helpfull lists all).", file=sys.stderr)
   sys.exit(2)
+
+
+def run_program(main, define_flags) -> None:
+  """absl's app.run of main(argv, flag=define_flags()), with the flags shown by --help and
+  named in errors as this program's (whether started as a script or a console script)."""
+  defined = define_flags()
+  for holder in defined.values():
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])
+  sys.exit(app.run(functools.partial(main, flag=defined), flags_parser=parse_flags))
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -186,5 +186,10 @@ def main(argv=None) -> int:
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The `sfm-pretrained` console script."""
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

@@ -29,5 +29,10 @@ def main(argv=None):
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The `sfm-convert` console script."""
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

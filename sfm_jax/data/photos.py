@@ -56,14 +56,16 @@ def read_photo(path: str | pathlib.Path) -> Photo:
 
 def _read_array(path: pathlib.Path) -> tuple[np.ndarray, int]:
   """(the stored pixels (H, W[, C]) uint8/uint16, EXIF orientation)."""
+  if path.suffix.lower() in _TIFF_SUFFIXES:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+      tag = tif.pages[0].tags.get("Orientation")
+      return tif.asarray(), int(tag.value) if tag is not None else 1
   from PIL import Image
 
   with Image.open(path) as image:
     orientation = int(image.getexif().get(0x0112, 1))
-    if path.suffix.lower() in _TIFF_SUFFIXES:
-      import tifffile
-
-      return tifffile.imread(path), orientation
     if _is_16bit_png(path):
       return _read_png16(path), orientation
     if image.mode == "P":

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sfm_jax import ops
 from sfm_jax.data.images import save_png
+from sfm_jax.evaluation.pictures import STRIP_IMAGES, write_strip
 from sfm_jax.inference import restore_image
 from sfm_jax.metrics import psnr, ssim
 
@@ -79,7 +80,9 @@ def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Pro
                     multiple: int = 1, save_dir: pathlib.Path | None = None,
                     progress: bool = False) -> list[dict]:
   """Runs the protocol; images are (name, uint8 (H, W, C)); `denoise(noisy (1, H, W, C),
-  noise_level (1,))` is the model; returns one row per (image, σ) with the CSV_COLUMNS."""
+  noise_level (1,))` is the model; returns one row per (image, σ) with the CSV_COLUMNS. With
+  `save_dir`, writes the outputs there and clean | noisy | output strips of the first images
+  beside it (save_dir/../strips)."""
   rows = []
   for index, (name, image) in enumerate(tqdm(images, desc="images", disable=not progress)):
     clean = image.astype(np.float32) / 255.0
@@ -95,7 +98,12 @@ def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Pro
                    "noisy_psnr": psnr(noisy, clean),
                    "dct_low_mse": float(low), "dct_high_mse": float(high)})
       if save_dir is not None:
-        save_png(save_dir / f"{pathlib.Path(name).stem}_sigma{sigma:g}.png", restored)
+        stem = f"{pathlib.Path(name).stem}_sigma{sigma:g}"
+        save_png(save_dir / f"{stem}.png", restored)
+        if index < STRIP_IMAGES:
+          write_strip(save_dir.parent / "strips" / f"{stem}.png", [
+              ("clean", clean), (f"noisy {rows[-1]['noisy_psnr']:.2f} dB", noisy),
+              (f"output {rows[-1]['psnr']:.2f} dB", restored)])
   return rows
 
 

@@ -15,7 +15,7 @@ import ml_collections
 from sfm_jax import pretrained
 from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
-from sfm_jax.evaluation import denoise, ikc, sr
+from sfm_jax.evaluation import denoise, ikc, pictures, sr
 from sfm_jax.inference import make_apply, make_upscaler
 from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, size_multiple
 from sfm_jax.tasks.fca import FCATask, plot_frequency_density, write_adapted_pairs
@@ -29,23 +29,44 @@ def _print_report(source: str, dataset: str, images, table: str, output: pathlib
   print(f"Per-image results: {output / 'results.csv'}")
 
 
-def run_denoise(model, source: str, settings, images, dataset: str, output: pathlib.Path,
-                save_images: bool = False) -> dict:
-  """The denoising protocol of `settings` (eval.sigmas, clip_noisy, noise_seed, …)."""
+def run_denoise(model, name: str, source: str, settings, images, dataset: str,
+                output: pathlib.Path, save_images: bool = False,
+                compare: tuple[str, ...] = ()) -> dict:
+  """The denoising protocol of `settings` (eval.sigmas, clip_noisy, noise_seed, …), and
+  OUT/psnr_vs_sigma.png: the models of the `compare` folders (earlier eval.py outputs) and
+  this one, with their differences to the first of them."""
   protocol = denoise.Protocol.from_config(settings)
   rows = denoise.evaluate_images(make_apply(model), images, protocol, size_multiple(model),
                                  output / "images" if save_images else None, progress=True)
   summary = denoise.summarize(rows)
   denoise.write_reports(output, rows, summary, protocol)
   _print_report(source, dataset, images, denoise.format_table(summary, protocol), output)
+  curves = {_label(folder): _psnr_by_sigma(folder) for folder in map(pathlib.Path, compare)}
+  curves[f"{name} ({output.name})"] = {s: m["psnr"] for s, m in summary.items()}
+  pictures.plot_psnr_vs_sigma(curves, output / "psnr_vs_sigma.png")
+  print(f"PSNR against σ: {output / 'psnr_vs_sigma.png'}")
   return summary
+
+
+def _label(folder: pathlib.Path) -> str:
+  return folder.resolve().name
+
+
+def _psnr_by_sigma(folder: pathlib.Path) -> dict[float, float]:
+  """{σ: mean PSNR} of an earlier denoising eval.py output folder."""
+  report = json.loads((folder / "summary.json").read_text())
+  if "per_sigma" not in report:
+    raise ValueError(f"--compare {folder}: its summary.json is not a denoising evaluation; "
+                     "compare denoisers with denoisers.")
+  return {float(s): m["psnr"] for s, m in report["per_sigma"].items()}
 
 
 def run_sr(model, name: str, source: str, settings, images, dataset: str,
            output: pathlib.Path, scale: int, blur_sigmas: tuple[float, ...],
-           compare: tuple[str, ...] = ()) -> dict:
+           compare: tuple[str, ...] = (), save_images: bool = False) -> dict:
   """The SR protocol at each blur σ; `model` None scores bicubic upscaling alone; `name` heads
-  the model's column. With eval.niqe, also OUT/perception_distortion.png: bicubic, this model
+  the model's column; `save_images` writes bicubic | output | HR strips (OUT/strips). With
+  eval.niqe, also OUT/perception_distortion.png: bicubic, this model
   and the models of the `compare` folders (earlier eval.py outputs) at the first blur σ."""
   upscale = None if model is None else make_upscaler(
       model, tile=settings.tile, tile_overlap=settings.tile_overlap,
@@ -54,7 +75,8 @@ def run_sr(model, name: str, source: str, settings, images, dataset: str,
           for row in sr.evaluate_sr(upscale, images, scale, blur_sigma=sigma,
                                     kernel_size=settings.kernel_size,
                                     y_channel=settings.y_channel, progress=True,
-                                    niqe=settings.get("niqe", False))]
+                                    niqe=settings.get("niqe", False),
+                                    strip_dir=output / "strips" if save_images else None)]
   summary = sr.write_sr_reports(output, rows, scale)
   table = sr.format_sr_table(summary, name, scale, rgb=not settings.y_channel)
   _print_report(source, dataset, images, table, output)
@@ -149,14 +171,15 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
   channels = kwargs.get("channels", 1 if protocol == "denoise" else 3)
   images = load_source(dataset, "val", channels)
   if protocol == "denoise":
-    return run_denoise(model, source, settings, images, dataset, output, save_images)
+    return run_denoise(model, name, source, settings, images, dataset, output, save_images,
+                       compare)
   if protocol == "fca":
     return run_fca(model, source, images, output, kwargs.get("scale", 4))
   if protocol != "sr":
     raise ValueError(f"eval.py scores denoisers, SR networks, IKC and FCA generators; "
                      f"{source} is a {protocol!r} model.")
   return run_sr(model, name, source, settings, images, dataset, output, kwargs.get("scale", 4),
-                _blur_sigmas(settings, config, given_config), compare)
+                _blur_sigmas(settings, config, given_config), compare, save_images)
 
 
 def _load_model(config, given_config: bool, workdir, step, weights):

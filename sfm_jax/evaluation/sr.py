@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple
+from sfm_jax.evaluation.pictures import STRIP_IMAGES, write_strip
 from sfm_jax.metrics import quantize, sr_scores
 from sfm_jax.niqe import niqe_or_nan
 
@@ -48,16 +49,22 @@ def sr_cases(images, scale: int, blur_sigma: float, kernel_size: int, y_channel:
 
 def evaluate_sr(upscale, images: list[tuple[str, np.ndarray]], scale: int, *,
                 blur_sigma: float = 0.0, kernel_size: int = 21, y_channel: bool = True,
-                progress: bool = False, degrade=None, niqe: bool = False) -> list[dict]:
+                progress: bool = False, degrade=None, niqe: bool = False,
+                strip_dir: pathlib.Path | None = None) -> list[dict]:
   """HR images -> `degrade_sr` LR -> `upscale(lr (h, w, C)) -> (s·h, s·w, C)` (None: bicubic
   only), scored with `sr_scores` at crop = scale, and with NIQE (no reference; NaN for images
   under two 96×96 blocks) when `niqe`. Every row also carries the bicubic baseline of the same
-  LR. `degrade(hr (H, W, C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given kernel)."""
+  LR. `degrade(hr (H, W, C)) -> 8-bit LR` replaces `degrade_sr` (e.g. a given kernel). With
+  `strip_dir`, writes bicubic | output | HR strips of the first images there."""
   rows = []
-  for hr, lr, bicubic, row in sr_cases(images, scale, blur_sigma, kernel_size, y_channel,
-                                       progress, degrade):
+  for index, (hr, lr, bicubic, row) in enumerate(sr_cases(
+      images, scale, blur_sigma, kernel_size, y_channel, progress, degrade)):
     sr = bicubic if upscale is None else quantize(upscale(lr))
     row["psnr"], row["ssim"] = sr_scores(sr, hr, scale, y_channel)
+    if strip_dir is not None and index < STRIP_IMAGES:
+      write_strip(strip_dir / f"{pathlib.Path(row['image']).stem}_blur{blur_sigma:g}.png", [
+          (f"bicubic {row['bicubic_psnr']:.2f} dB", bicubic),
+          (f"output {row['psnr']:.2f} dB", sr), ("HR", hr)])
     if niqe:
       row["niqe"], row["bicubic_niqe"] = (niqe_or_nan(x, scale) for x in (sr, bicubic))
     rows.append(row)
