@@ -150,9 +150,9 @@ def download(url: str, dest: pathlib.Path, sha256: str, progress: bool = True) -
                     "by hand and pass it with --from_file.") from None
   if digest.hexdigest() != sha256:
     part.unlink(missing_ok=True)
-    raise DataError(f"{url} has SHA-256 {digest.hexdigest()}, not the registered {sha256}: the "
-                    "download is damaged or the file changed upstream; nothing was cached, "
-                    "try again.")
+    raise DataError(f"{url} has SHA-256 {digest.hexdigest()}, not the registered {sha256}: it "
+                    "is not that checkpoint (a damaged download, a file changed upstream, or "
+                    "another local file); nothing was cached.")
   part.replace(dest)
 
 

@@ -82,11 +82,11 @@ class Restorer:
 def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[Photo, str]:
   """The restored photo (same mode and bit depth, s× the size) and a note (the σ used)."""
   pixels, note = photo.pixels, ""
-  sigma = options.sigma
-  if restorer.takes_sigma and sigma is None:
-    sigma = estimate_noise_sigma(pixels)
-    note = f"σ estimated {sigma:.1f}"
   planes, rebuild = _model_planes(pixels, restorer.channels, options.color)
+  sigma = options.sigma
+  if restorer.takes_sigma and sigma is None:  # of what the model sees (with luma: Y's noise)
+    sigma = estimate_noise_sigma(np.concatenate(planes, axis=-1))
+    note = f"σ estimated {sigma:.1f}"
   tile = _tile_size(pixels.shape[:2], restorer.scale, options)
   outputs = [_run(restorer, plane, (sigma or 0.0) / 255.0, tile, options) for plane in planes]
   restored = np.clip(rebuild(outputs, restorer.scale), 0.0, 1.0)
@@ -105,7 +105,7 @@ def _model_planes(pixels: np.ndarray, channels: int, color: str):
   if have == channels:
     return [pixels], lambda outs, scale: outs[0]
   if channels == 3:  # a colour model on a gray image: R = G = B, then their mean
-    return [np.repeat(pixels, 3, axis=-1)], lambda outs, s: outs[0].mean(-1, keepdims=True)
+    return [np.repeat(pixels, 3, axis=-1)], lambda outs, scale: outs[0].mean(-1, keepdims=True)
   if color == "per_channel":
     return ([pixels[..., c:c + 1] for c in range(have)],
             lambda outs, scale: np.concatenate(outs, axis=-1))
@@ -208,8 +208,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--input", required=True, help="An image file or a folder of images.")
   parser.add_argument("--output", required=True, help="Folder for the restored images.")
   parser.add_argument("--sigma", type=float, help="Noise σ (0–255) for FFDNet / the DCT "
-                      "denoiser; default: estimated per image (Liu et al. 2013). Blind models "
-                      "ignore it.")
+                      "denoiser, of what the model sees (with --color luma: of Y); default: "
+                      "estimated per image (Liu et al. 2013). Blind models ignore it.")
   parser.add_argument("--color", choices=["per_channel", "luma"], default="per_channel",
                       help="A gray model on colour images: each of R, G, B, or the luma only.")
   parser.add_argument("--format", choices=sorted(FORMATS), default="png")
