@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags, logging
 
+from sfm_jax import xla_cpu
 from sfm_jax.errors import CheckpointError, DataError, TrainingError
 
 USER_ERRORS = (DataError, ValueError, FileNotFoundError, CheckpointError, TrainingError)
@@ -62,9 +63,17 @@ def _unknown_flag(error: flags.UnrecognizedFlagError):
   sys.exit(2)
 
 
+def prepare_process() -> None:
+  """What every program does before JAX starts: YNNPACK kernels on CPU (SFM_JAX_YNNPACK=0: off)
+  and the libraries' logs kept quiet."""
+  xla_cpu.enable()
+  quiet_library_logs()
+
+
 def run_program(main, define_flags) -> None:
   """absl's app.run of main(argv, flag=define_flags()), with the flags shown by --help and
   named in errors as this program's (whether started as a script or a console script)."""
+  prepare_process()
   defined = define_flags()
   for holder in defined.values():
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from sfm_jax import cli, ops, pretrained, xla_cpu
+from sfm_jax import cli, ops, pretrained
 from sfm_jax.data.images import IMAGE_SUFFIXES
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
@@ -259,8 +259,7 @@ def main(argv=None) -> int:
 
 def run():
   """Console-script entry point (sfm-restore)."""
-  xla_cpu.enable()
-  cli.quiet_library_logs()
+  cli.prepare_process()
   sys.exit(main())
 
 

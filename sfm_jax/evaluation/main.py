@@ -6,7 +6,7 @@ import pathlib
 from absl import app, flags
 from ml_collections import config_flags
 
-from sfm_jax import cli, xla_cpu
+from sfm_jax import cli
 
 _DEFAULT_CONFIG = importlib.util.find_spec("sfm_jax.eval_config").origin
 
@@ -62,8 +62,6 @@ def main(argv, flag: dict[str, flags.FlagHolder]):
 
 def run():
   """`python eval.py` and the `sfm-eval` console script."""
-  xla_cpu.enable()  # YNNPACK convolutions on CPU; before JAX starts (SFM_JAX_YNNPACK=0: off)
-  cli.quiet_library_logs()
   cli.run_program(main, define_flags)
 
 

@@ -4,7 +4,7 @@
 from absl import app, flags
 from ml_collections import config_flags
 
-from sfm_jax import cli, xla_cpu
+from sfm_jax import cli
 
 
 def define_flags() -> dict[str, flags.FlagHolder]:
@@ -52,8 +52,6 @@ def main(argv, flag: dict[str, flags.FlagHolder]):
 
 def run():
   """`python train.py` and the `sfm-train` console script."""
-  xla_cpu.enable()  # YNNPACK convolutions on CPU; before JAX starts (SFM_JAX_YNNPACK=0: off)
-  cli.quiet_library_logs()
   cli.run_program(main, define_flags)
 
 
