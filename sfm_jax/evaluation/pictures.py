@@ -22,10 +22,11 @@ def plot_psnr_vs_sigma(curves: dict[str, dict[float, float]], path: pathlib.Path
   rows = 2 if len(curves) > 1 else 1
   fig, axes = plt.subplots(rows, 1, figsize=(6, 3.2 * rows), sharex=True, squeeze=False,
                            gridspec_kw={"height_ratios": [2, 1][:rows]})
-  top = axes[0, 0]
+  top, colours = axes[0, 0], {}
   for label, psnrs in curves.items():
     sigmas = sorted(psnrs)
-    top.plot(sigmas, [psnrs[s] for s in sigmas], marker="o", ms=3, label=label)
+    (line,) = top.plot(sigmas, [psnrs[s] for s in sigmas], marker="o", ms=3, label=label)
+    colours[label] = line.get_color()
   top.set(ylabel="PSNR (dB)", title="Denoising: PSNR against noise level")
   top.grid(alpha=0.3)
   top.legend(fontsize=8)
@@ -33,7 +34,8 @@ def plot_psnr_vs_sigma(curves: dict[str, dict[float, float]], path: pathlib.Path
     (base_label, base), bottom = next(iter(curves.items())), axes[1, 0]
     for label, psnrs in list(curves.items())[1:]:
       common = sorted(set(psnrs) & set(base))
-      bottom.plot(common, [psnrs[s] - base[s] for s in common], marker="o", ms=3, label=label)
+      bottom.plot(common, [psnrs[s] - base[s] for s in common], marker="o", ms=3,
+                  color=colours[label])
     bottom.axhline(0, color="gray", lw=0.8)
     bottom.set(ylabel=f"Δ PSNR vs {base_label} (dB)")
     bottom.grid(alpha=0.3)
