@@ -74,12 +74,15 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
 
 def restore_image(denoise, noisy: np.ndarray, noise_level: float, *, multiple: int = 1,
                   tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False) -> np.ndarray:
-  """Denoises one (H, W, C) image in [0, 1]; returns (H, W, C) float32 (not clipped)."""
+  """Denoises one (H, W, C) image in [0, 1]; returns (H, W, C) float32 (not clipped). A model
+  that upscales (output s× its input) gives (s·H, s·W, C)."""
   level = jnp.full((1,), noise_level, jnp.float32)
 
-  def single(x):  # (1, h, w, C) device array -> same
+  def single(x):  # (1, h, w, C) device array -> (1, s·h, s·w, C)
     padded, (h, w) = _pad_to_multiple(x, multiple)
-    return denoise(padded, level)[:, :h, :w]
+    out = denoise(padded, level)
+    scale = out.shape[1] // padded.shape[1]
+    return out[:, :h * scale, :w * scale]
 
   return _whole_or_tiled(_ensembled(single, self_ensemble), noisy, tile, tile_overlap)
 

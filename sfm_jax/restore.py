@@ -74,9 +74,12 @@ class Restorer:
       raise DataError(f"{weights} holds a {name!r} model; restore runs denoisers "
                       f"({', '.join(sorted(DENOISERS))}) and super-resolvers "
                       f"({', '.join(sorted(SUPER_RESOLVERS - {'sftmd'}))}).")
-    scale = int(kwargs.get("scale", 1)) if name in SUPER_RESOLVERS else 1
-    return cls(name, make_apply(model), int(kwargs.get("channels", 1)), scale,
-               size_multiple(model), name in TAKES_NOISE_LEVEL)
+    apply = make_apply(model)
+    if name in SUPER_RESOLVERS:  # no noise-level input
+      return cls(name, lambda x, level: apply(x), int(kwargs.get("channels", 1)),
+                 int(kwargs.get("scale", 4)), size_multiple(model), False)
+    return cls(name, apply, int(kwargs.get("channels", 1)), 1, size_multiple(model),
+               name in TAKES_NOISE_LEVEL)
 
 
 def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[Photo, str]:

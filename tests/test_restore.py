@@ -257,6 +257,24 @@ def test_tiled_restore_equals_whole_image(tiny_dncnn, rng):
   np.testing.assert_allclose(tiled.pixels, whole.pixels, atol=1e-5)
 
 
+def test_super_resolution_upscales_colour_and_alpha_tiled_or_whole(tmp_path, rng):
+  """A tiny gray RRDB ×2 on an RGBA image: the size doubles, alpha is upscaled bicubic, and
+  tiles with 32 LR pixels of context (more than the receptive-field radius) equal the whole."""
+  from sfm_jax import ops
+
+  kwargs = {"channels": 1, "scale": 2, "nb": 1, "nf": 8, "gc": 4}
+  save_weights(tmp_path / "sr.msgpack", get_model("rrdb", **kwargs), "rrdb", kwargs)
+  restorer = Restorer.load(str(tmp_path / "sr.msgpack"))
+  alpha = rng.uniform(size=(40, 72)).astype(np.float32)
+  photo = Photo(rng.uniform(size=(40, 72, 3)).astype(np.float32), alpha, 16)
+  whole, _ = restore_photo(restorer, photo, Options())
+  tiled, note = restore_photo(restorer, photo, Options(tile=24, force_tile=True))
+  assert whole.pixels.shape == (80, 144, 3) and whole.bit_depth == 16 and note
+  np.testing.assert_allclose(tiled.pixels, whole.pixels, atol=1e-5)
+  expected_alpha = np.clip(np.asarray(ops.imresize(alpha[:, :, None], scale=2))[..., 0], 0, 1)
+  np.testing.assert_allclose(whole.alpha, expected_alpha, atol=1e-6)
+
+
 def test_colour_modes_and_estimated_sigma(tmp_path, rng):
   """A gray model on RGB: per channel equals three gray runs; luma changes Y only. FFDNet
   without --sigma uses the estimate of the image's noise."""
