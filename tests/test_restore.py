@@ -3,6 +3,7 @@ level estimate, the pretrained registry offline (file:// URLs), the restore comm
 and eval.py's pictures."""
 
 import dataclasses
+import importlib.util
 import io
 import json
 import pathlib
@@ -16,17 +17,18 @@ import pytest
 from flax import nnx
 from PIL import Image, ImageOps
 
-from sfm_jax import pretrained
+from sfm_jax import ops, pretrained
 from sfm_jax.convert import convert_checkpoint
 from sfm_jax.data.images import load_folder
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.eval_config import get_config
 from sfm_jax.evaluation import pictures
-from sfm_jax.evaluation.runs import run_denoise
+from sfm_jax.evaluation.runs import run_denoise, run_sr
 from sfm_jax.models import get_model
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.restore import Options, Restorer, main, restore_photo
+from sfm_jax.train.loop import build_model
 from sfm_jax.weights import load_weights, save_weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -176,6 +178,19 @@ def test_pretrained_interrupted_download_leaves_no_cache_entry(offline_registry,
   assert pretrained.fetch("sfm:dncnn_b_sfm", progress=False).is_file()
 
 
+def test_pretrained_name_as_init_weights(offline_registry):
+  """--config.model.init_weights=sfm:dncnn_b_sfm fine-tunes from the cached conversion."""
+  spec = importlib.util.spec_from_file_location("c", ROOT / "configs" / "dncnn_b.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.model.init_weights = "sfm:dncnn_b_sfm"
+  model = build_model(config)
+  cached, _, _ = load_weights(pretrained.fetch("sfm:dncnn_b_sfm", progress=False))
+  leaves = zip(*(jax.tree.leaves(nnx.state(m)) for m in (model, cached)), strict=True)
+  assert all(np.array_equal(a, b) for a, b in leaves)
+
+
 def test_unknown_pretrained_name_lists_the_known_ones():
   with pytest.raises(DataError, match="sfm:dncnn_b_sfm"):
     pretrained.resolve("sfm:dncnn_c")
@@ -260,8 +275,6 @@ def test_tiled_restore_equals_whole_image(tiny_dncnn, rng):
 def test_super_resolution_upscales_colour_and_alpha_tiled_or_whole(tmp_path, rng):
   """A tiny gray RRDB ×2 on an RGBA image: the size doubles, alpha is upscaled bicubic, and
   tiles with 32 LR pixels of context (more than the receptive-field radius) equal the whole."""
-  from sfm_jax import ops
-
   kwargs = {"channels": 1, "scale": 2, "nb": 1, "nf": 8, "gc": 4}
   save_weights(tmp_path / "sr.msgpack", get_model("rrdb", **kwargs), "rrdb", kwargs)
   restorer = Restorer.load(str(tmp_path / "sr.msgpack"))
@@ -361,3 +374,14 @@ def test_psnr_vs_sigma_plot_and_strips(tmp_path, tiny_folder):
   assert strip.shape[1] == 3 * 48 + 2 * 4  # three 48-pixel crops side by side, 4-pixel gaps
   summary = json.loads((tmp_path / "b" / "summary.json").read_text())
   assert set(summary["per_sigma"]) == {"15", "50"}
+
+
+def test_sr_strips_show_bicubic_output_and_hr(tmp_path, tiny_folder):
+  settings = get_config().eval
+  settings.niqe = False
+  images = load_folder(tiny_folder, channels=3)
+  run_sr(None, "bicubic", "bicubic", settings, images, "tiny", tmp_path, 2, (0.0,),
+         save_images=True)
+  strips = sorted((tmp_path / "strips").glob("*.png"))
+  assert len(strips) == pictures.STRIP_IMAGES
+  assert np.asarray(Image.open(strips[0])).shape[:2] == (48 + 18, 3 * 48 + 2 * 4)
