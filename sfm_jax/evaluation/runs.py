@@ -42,14 +42,16 @@ def run_denoise(model, name: str, source: str, settings, images, dataset: str,
   denoise.write_reports(output, rows, summary, protocol)
   _print_report(source, dataset, images, denoise.format_table(summary, protocol), output)
   curves = {_label(folder): _psnr_by_sigma(folder) for folder in map(pathlib.Path, compare)}
-  curves[f"{name} ({output.name})"] = {s: m["psnr"] for s, m in summary.items()}
+  curves[_label(output, name)] = {s: m["psnr"] for s, m in summary.items()}
   pictures.plot_psnr_vs_sigma(curves, output / "psnr_vs_sigma.png")
   print(f"PSNR against σ: {output / 'psnr_vs_sigma.png'}")
   return summary
 
 
-def _label(folder: pathlib.Path) -> str:
-  return folder.resolve().name
+def _label(folder: pathlib.Path, model_name: str = "") -> str:
+  """A run's name in the plots: its output folder's, or the model's for the default eval/."""
+  name = folder.resolve().name
+  return model_name if model_name and name == "eval" else name
 
 
 def _psnr_by_sigma(folder: pathlib.Path) -> dict[float, float]:
