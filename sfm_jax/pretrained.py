@@ -87,21 +87,21 @@ def cache_dir() -> pathlib.Path:
   return pathlib.Path(base).expanduser() / "sfm-jax"
 
 
-def is_pretrained_name(spec: str) -> bool:
-  return str(spec).startswith(PREFIX)
+def is_pretrained_name(weights: str) -> bool:
+  return str(weights).startswith(PREFIX)
 
 
-def resolve(spec: str | os.PathLike, progress: bool = True) -> str:
+def resolve(weights: str | os.PathLike, progress: bool = True) -> str:
   """A weights path as given, or the cached weights file of `sfm:NAME` (fetched on first use)."""
-  spec = str(spec)
-  return str(fetch(spec, progress=progress)) if is_pretrained_name(spec) else spec
+  weights = str(weights)
+  return str(fetch(weights, progress=progress)) if is_pretrained_name(weights) else weights
 
 
-def entry(spec: str) -> tuple[str, Pretrained]:
+def entry(pretrained_name: str) -> tuple[str, Pretrained]:
   """(NAME, registry entry) of `sfm:NAME` or `NAME`; DataError listing the names otherwise."""
-  name = spec.removeprefix(PREFIX)
+  name = pretrained_name.removeprefix(PREFIX)
   if name not in REGISTRY:
-    raise DataError(f"unknown pretrained weights {spec!r}; known: "
+    raise DataError(f"unknown pretrained weights {pretrained_name!r}; known: "
                     f"{', '.join(PREFIX + n for n in REGISTRY)} (python -m sfm_jax.pretrained "
                     "--list).")
   return name, REGISTRY[name]
@@ -112,10 +112,11 @@ def weights_path(name: str, item: Pretrained) -> pathlib.Path:
   return cache_dir() / f"{name}-{item.sha256[:12]}.msgpack"
 
 
-def fetch(spec: str, *, from_file: str | None = None, progress: bool = True) -> pathlib.Path:
-  """The converted weights file of `spec` (`sfm:NAME`): from the cache, else downloaded (or
-  copied from `from_file`, a local .pth), hash-checked and converted into the cache."""
-  name, item = entry(spec)
+def fetch(pretrained_name: str, *, from_file: str | None = None,
+          progress: bool = True) -> pathlib.Path:
+  """The converted weights file of `pretrained_name` (`sfm:NAME`): from the cache, else
+  downloaded (or copied from `from_file`, a local .pth), hash-checked and converted into it."""
+  name, item = entry(pretrained_name)
   target = weights_path(name, item)
   if target.is_file():
     return target
