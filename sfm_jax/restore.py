@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sfm_jax import cli, ops, pretrained
-from sfm_jax.data.images import IMAGE_SUFFIXES
+from sfm_jax.data.images import IMAGE_SUFFIXES, image_files
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.inference import make_apply, restore_image
@@ -156,7 +156,7 @@ def find_inputs(given: str) -> list[pathlib.Path]:
     return [path]
   if not path.is_dir():
     raise DataError(f"--input {given} does not exist; give an image file or a folder of images.")
-  files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+  files = image_files(path)
   if not files:
     raise DataError(f"--input {given} holds no {'/'.join(IMAGE_SUFFIXES)} files.")
   return files

@@ -3,7 +3,6 @@ level estimate, the pretrained registry offline (file:// URLs), the restore comm
 and eval.py's pictures."""
 
 import dataclasses
-import importlib.util
 import io
 import json
 import pathlib
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from PIL import Image, ImageOps
+from test_train import load_config
 
 from sfm_jax import ops, pretrained
 from sfm_jax.convert import convert_checkpoint
@@ -180,10 +180,7 @@ def test_pretrained_interrupted_download_leaves_no_cache_entry(offline_registry,
 
 def test_pretrained_name_as_init_weights(offline_registry):
   """--config.model.init_weights=sfm:dncnn_b_sfm fine-tunes from the cached conversion."""
-  spec = importlib.util.spec_from_file_location("c", ROOT / "configs" / "dncnn_b.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = load_config("dncnn_b")
   config.model.init_weights = "sfm:dncnn_b_sfm"
   model = build_model(config)
   cached, _, _ = load_weights(pretrained.fetch("sfm:dncnn_b_sfm", progress=False))

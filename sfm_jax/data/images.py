@@ -74,6 +74,11 @@ def load_builtin(split: str, channels: int) -> list[tuple[str, np.ndarray]]:
   return [(name, to_channels(getattr(data, name)(), channels)) for name in BUILTIN[split]]
 
 
+def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  """The PNG/JPEG/BMP/TIFF files in `folder` (not recursive), sorted by name."""
+  return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np.ndarray]]:
   """Every PNG/JPEG/BMP/TIFF image in `folder` (sorted by name, not recursive)."""
   from PIL import Image, UnidentifiedImageError
@@ -82,7 +87,7 @@ def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np
   if not folder.is_dir():
     raise DataError(f"image folder {folder} does not exist; pass an existing folder or "
                     "'builtin' for the bundled sample photos.")
-  files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+  files = image_files(folder)
   if not files:
     raise DataError(f"image folder {folder} has no {'/'.join(IMAGE_SUFFIXES)} images; "
                     "point to the folder that holds the images themselves.")
@@ -139,6 +144,14 @@ def save_png(path: pathlib.Path, image: np.ndarray):
   path.parent.mkdir(parents=True, exist_ok=True)
   pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
   Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+
+
+def center_crop(images, size: int):
+  """The central size×size part of (..., H, W, C) images, numpy or JAX (all of an axis that is
+  shorter than `size`)."""
+  h, w = images.shape[-3:-1]
+  top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+  return images[..., top:top + size, left:left + size, :]
 
 
 def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

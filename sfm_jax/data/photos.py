@@ -9,12 +9,13 @@ pypng (PIL cannot write them).
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 import pathlib
 
 import numpy as np
 
 from sfm_jax.errors import DataError
+from sfm_jax.weights import write_atomically
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -113,39 +114,34 @@ def _split(array: np.ndarray, name: str) -> Photo:
 
 
 def write_photo(path: str | pathlib.Path, photo: Photo) -> None:
-  """Writes `photo` as PNG or TIFF (by suffix) at its bit depth, atomically (a temporary file
-  renamed over `path`), creating the folder."""
+  """Writes `photo` as PNG or TIFF (by suffix) at its bit depth, atomically (a reader sees no
+  half-written file), creating the folder."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   peak, dtype = (255, np.uint8) if photo.bit_depth == 8 else (65535, np.uint16)
   planes = [photo.pixels] + ([photo.alpha[..., None]] if photo.alpha is not None else [])
   array = np.round(np.clip(np.concatenate(planes, axis=-1), 0, 1) * peak).astype(dtype)
-  tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-  try:
-    _write_array(tmp, array)
-    tmp.replace(path)
-  finally:
-    tmp.unlink(missing_ok=True)
+  write_atomically(path, _encode(array, path.suffix.lower()))
 
 
-def _write_array(path: pathlib.Path, array: np.ndarray) -> None:
-  """(H, W, 1..4) uint8/uint16 -> PNG or TIFF."""
-  if path.suffix.lower() in _TIFF_SUFFIXES:
+def _encode(array: np.ndarray, suffix: str) -> bytes:
+  """(H, W, 1..4) uint8/uint16 -> the bytes of a PNG, or of a TIFF for .tif/.tiff."""
+  buffer = io.BytesIO()
+  if suffix in _TIFF_SUFFIXES:
     import tifffile
 
     extra = {"extrasamples": ["unassalpha"]} if array.shape[-1] in (2, 4) else {}
     photometric = "minisblack" if array.shape[-1] <= 2 else "rgb"
-    tifffile.imwrite(path, array[..., 0] if array.shape[-1] == 1 else array,
+    tifffile.imwrite(buffer, array[..., 0] if array.shape[-1] == 1 else array,
                      photometric=photometric, **extra)
-    return
-  if array.dtype == np.uint8 or array.shape[-1] == 1:
+  elif array.dtype == np.uint8 or array.shape[-1] == 1:
     from PIL import Image
 
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path, format="PNG")
-    return
-  import png
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format="PNG")
+  else:
+    import png
 
-  height, width, planes = array.shape
-  writer = png.Writer(width, height, greyscale=planes <= 2, alpha=planes in (2, 4), bitdepth=16)
-  with open(path, "wb") as f:
-    writer.write(f, array.reshape(height, width * planes))
+    height, width, planes = array.shape
+    png.Writer(width, height, greyscale=planes <= 2, alpha=planes in (2, 4),
+               bitdepth=16).write(buffer, array.reshape(height, width * planes))
+  return buffer.getvalue()

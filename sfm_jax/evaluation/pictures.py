@@ -7,6 +7,8 @@ import pathlib
 
 import numpy as np
 
+from sfm_jax.data.images import center_crop
+
 STRIP_IMAGES = 3  # strips are written for the first few images of a test set
 STRIP_CROP = 192  # crop side in output pixels
 
@@ -45,20 +47,13 @@ def plot_psnr_vs_sigma(curves: dict[str, dict[float, float]], path: pathlib.Path
   plt.close(fig)
 
 
-def centre_crop(image: np.ndarray, size: int = STRIP_CROP) -> np.ndarray:
-  """The central size×size part of an (H, W, C) image (all of it where it is smaller)."""
-  h, w = image.shape[:2]
-  top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-  return image[top:top + size, left:left + size]
-
-
 def write_strip(path: pathlib.Path, panels: list[tuple[str, np.ndarray]],
                 size: int = STRIP_CROP):
   """One PNG of the panels' central crops side by side at full resolution, each labelled
   underneath; panels are (label, (H, W, C) image in [0, 1]) of one size."""
   from PIL import Image, ImageDraw
 
-  crops = [np.round(np.clip(centre_crop(image, size), 0, 1) * 255).astype(np.uint8)
+  crops = [np.round(np.clip(center_crop(np.asarray(image), size), 0, 1) * 255).astype(np.uint8)
            for _, image in panels]
   h, w = crops[0].shape[:2]
   gap, label_height = 4, 18

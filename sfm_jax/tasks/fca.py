@@ -32,7 +32,7 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
-from sfm_jax.data.images import crop_to_multiple, save_png
+from sfm_jax.data.images import center_crop, crop_to_multiple, save_png
 from sfm_jax.data.patches import grid_patches
 from sfm_jax.models.fca import fdc_loss, wavelet_loss
 from sfm_jax.tasks.base import Task, ValidationResult
@@ -123,7 +123,7 @@ class FCATask(Task):
       x, size = jnp.asarray(source)[None], min(source.shape[:2]) // self.factor
       lr = {"adapted": adapt(x), "bicubic": ops.imresize(x, scale=1.0 / self.factor)}
       for name, image_lr in lr.items():
-        curves[name].append(ops.frequency_density(luma_255(center_crop_to(image_lr, size))))
+        curves[name].append(ops.frequency_density(luma_255(center_crop(image_lr, size))))
       domain = jnp.asarray(grid_patches(source, size, size))
       curves["domain"].append(ops.frequency_density(luma_255(domain)))
     return {k: np.mean([np.asarray(c) for c in v], axis=0) for k, v in curves.items()}
@@ -148,12 +148,6 @@ class FCATask(Task):
     return ValidationResult(
         metrics={"fd_gap_adapted": gaps["adapted"], "fd_gap_bicubic": gaps["bicubic"]},
         headline=result, summary=result)
-
-
-def center_crop_to(images: jax.Array, size: int) -> jax.Array:
-  """The centred size×size crop of (B, H, W, C) images (square spectra for the FD curve)."""
-  top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
-  return images[:, top:top + size, left:left + size]
 
 
 def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
