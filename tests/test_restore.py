@@ -31,7 +31,6 @@ from sfm_jax.restore import Options, Restorer, main, restore_photo
 from sfm_jax.train.loop import build_model
 from sfm_jax.weights import load_weights, save_weights
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SFM_RUN = "gray_DnCNN_55_SFMm2_0.50_Noise0_GT0_rad_0.85_radsig_0.15"
 
 
