@@ -16,7 +16,8 @@ from sfm_jax.errors import ConfigError
 # workdir holds another experiment.
 RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.cpu_kernels",
-                     "train.require_improvement", "data.tfds_data_dir", "optim.learning_rate",
+                     "train.require_improvement", "data.tfds_data_dir", "data.stream.threads",
+                     "data.stream.buffer", "optim.learning_rate",
                      "eval.")
 
 
@@ -63,6 +64,11 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
             "data.stride")
   if not config.data.scales or min(config.data.scales) <= 0:
     raise ConfigError(f"data.scales={tuple(config.data.scales)}; give scales > 0, e.g. 1.0.")
+  stream = config.data.get("stream")
+  if stream is not None and not (stream.threads >= 0 and stream.buffer > 0 and stream.workers >= 0):
+    raise ConfigError(f"data.stream threads={stream.threads}, buffer={stream.buffer}, "
+                      f"workers={stream.workers}; use threads ≥ 0 (0: one per core), buffer > 0 "
+                      "and workers ≥ 0.")
   lr = config.optim.learning_rate
   if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
     raise ConfigError(f"optim.learning_rate={lr}; it must be a finite number ≥ 0.")

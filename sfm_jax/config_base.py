@@ -77,6 +77,15 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   c.data.scales = (1.0, 0.9, 0.8, 0.7)
   c.data.aug_copies = 1  # one random dihedral copy per patch, as prepare_data(aug_times=2)
   c.data.max_train_images = -1  # -1: all
+  # "fixed": SFM's patch grid (patch_size, stride, scales, aug_copies), cut once and held in
+  # memory; "stream": a random crop (patch_size, one of scales, random dihedral) of a freshly
+  # read image per patch, host memory bounded by data.stream (docs/data.md)
+  c.data.pipeline = "fixed"
+  c.data.stream = ml_collections.ConfigDict({
+      "threads": 0,  # reading threads (0: one per core, at most 16)
+      "buffer": 32,  # batches read ahead (at least `threads`)
+      "workers": 0,  # > 0: read in this many processes (grain mp_prefetch)
+      "flips": True})  # random dihedral transform of each patch
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-3
@@ -177,8 +186,8 @@ def sfm_ablation_config(arm: str) -> ml_collections.ConfigDict:
 
 
 def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
-  """SR on DIV2K HR patches through TFDS (`tfds build div2k` first, or point data.source at a
-  folder of HR images): 32×32 LR patches, batch 16, Adam 1e-4 constant and L1, as SFM's SR
+  """SR on DIV2K HR patches streamed from TFDS (`tfds build div2k --file_format=array_record`
+  first, or point data.source at a folder of HR images): random 32×32 LR patches, batch 16, Adam 1e-4 constant and L1, as SFM's SR
   training (`SR/train.py`) effectively ran; see docs/deviations.md, "SR learning-rate schedule".
   The task replaces the denoising fields."""
   if "scale" in constructor_defaults(model):
@@ -188,6 +197,7 @@ def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
   c.data.val_source = f"tfds:div2k/bicubic_x{scale}:validation"
   c.data.patch_size = c.data.stride = 32 * scale
   c.data.scales = (1.0,)
+  c.data.pipeline = "stream"
   c.task = ml_collections.ConfigDict({
       "kind": "sr", "scale": scale, "blur_sigma_range": (0.0, 0.0), "kernel_size": 21,
       "sfm_rate": 0.0, "sfm_mode": "central", "sfm_radius_perc": 0.85, "sfm_sigma_perc": 0.15,

@@ -25,6 +25,7 @@ import jax
 from test_train import multi_device_config
 from sfm_jax.train.loop import train_and_evaluate
 config = multi_device_config({folder!r})
+config.data.pipeline = {pipeline!r}
 config.train.steps, config.train.checkpoint_every = {steps}, 5
 result = train_and_evaluate(config, {workdir!r})
 print("RESULT", json.dumps({{"devices": jax.device_count(), "processes": jax.process_count(),
@@ -38,9 +39,10 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(folder, workdir, steps, process_id=None, port=0, devices=1):
+def start(folder, workdir, steps, process_id=None, port=0, devices=1, pipeline="fixed"):
   script = SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), folder=str(folder),
-                         workdir=str(workdir), steps=steps, process_id=process_id, port=port)
+                         workdir=str(workdir), steps=steps, process_id=process_id, port=port,
+                         pipeline=pipeline)
   flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
   env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
   return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
@@ -58,19 +60,24 @@ def finish(process) -> dict:
   return json.loads(line[len("RESULT "):])
 
 
-def two_processes(folder, workdir, steps) -> list[dict]:
+def two_processes(folder, workdir, steps, pipeline) -> list[dict]:
   port = free_port()
-  processes = [start(folder, workdir, steps, i, port) for i in range(2)]
+  processes = [start(folder, workdir, steps, i, port, pipeline=pipeline) for i in range(2)]
   return [finish(p) for p in processes]
 
 
-@pytest.mark.slow  # six interpreters, ~70 s here
-def test_two_processes_resume_to_the_single_process_result(tiny_folder, tmp_path):
-  first = two_processes(tiny_folder, tmp_path / "multi", 10)
+@pytest.mark.slow  # six interpreters, ~70 s here for each pipeline
+@pytest.mark.parametrize("pipeline", ["fixed", "stream"])
+def test_two_processes_resume_to_the_single_process_result(pipeline, tiny_folder, tmp_path):
+  """Streamed, each process reads its own part of every batch and saves its own position."""
+  first = two_processes(tiny_folder, tmp_path / "multi", 10, pipeline)
   assert [r["processes"] for r in first] == [2, 2] and first[0]["devices"] == 2
-  resumed = two_processes(tiny_folder, tmp_path / "multi", 20)
+  if pipeline == "stream":
+    saved = (tmp_path / "multi" / "checkpoints" / "10" / "data").glob("*.json")
+    assert sorted(p.name for p in saved) == ["process_0-of-2.json", "process_1-of-2.json"]
+  resumed = two_processes(tiny_folder, tmp_path / "multi", 20, pipeline)
   assert [step for step, _ in resumed[0]["losses"]][0] == 11  # resumed, not restarted
-  single = finish(start(tiny_folder, tmp_path / "single", 20, devices=2))
+  single = finish(start(tiny_folder, tmp_path / "single", 20, devices=2, pipeline=pipeline))
   assert single["devices"] == 2 and single["processes"] == 1
   np.testing.assert_allclose([l for _, l in resumed[0]["losses"]],
                              [l for s, l in single["losses"] if s > 10], rtol=1e-5)

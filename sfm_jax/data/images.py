@@ -79,10 +79,9 @@ def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
   return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np.ndarray]]:
-  """Every PNG/JPEG/BMP/TIFF image in `folder` (sorted by name, not recursive)."""
-  from PIL import Image, UnidentifiedImageError
-
+def folder_images(folder: str | pathlib.Path) -> list[pathlib.Path]:
+  """The image files of a training or validation folder; DataError when the folder is missing
+  or holds no images."""
   folder = pathlib.Path(folder).expanduser()
   if not folder.is_dir():
     raise DataError(f"image folder {folder} does not exist; pass an existing folder or "
@@ -91,17 +90,43 @@ def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np
   if not files:
     raise DataError(f"image folder {folder} has no {'/'.join(IMAGE_SUFFIXES)} images; "
                     "point to the folder that holds the images themselves.")
-  images = []
-  for path in files:
-    try:
-      with Image.open(path) as image:
-        images.append((path.name, to_channels(np.asarray(image.convert("RGB")
-                                                         if image.mode == "P" else image),
-                                              channels)))
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-      raise DataError(f"cannot read image {path} ({error.__class__.__name__}); remove or "
-                      "replace the corrupt file.") from None
-  return images
+  return files
+
+
+def read_image(path: pathlib.Path, channels: int) -> np.ndarray:
+  """One image file as uint8 (H, W, channels); DataError naming the file if it cannot be read."""
+  from PIL import Image, UnidentifiedImageError
+
+  try:
+    with Image.open(path) as image:
+      return to_channels(np.asarray(image.convert("RGB") if image.mode == "P" else image),
+                         channels)
+  except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    raise DataError(f"cannot read image {path} ({error.__class__.__name__}); remove or "
+                    "replace the corrupt file.") from None
+
+
+def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np.ndarray]]:
+  """Every PNG/JPEG/BMP/TIFF image in `folder` (sorted by name, not recursive)."""
+  return [(path.name, read_image(path, channels)) for path in folder_images(folder)]
+
+
+def tfds_error(name: str, split: str, error: Exception) -> DataError:
+  # the first line only: for an unknown name, tfds goes on to list every dataset it knows
+  reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+  return DataError(f"cannot load TFDS dataset {name!r} split {split!r} ({reason}); build it "
+                   "first with `tfds build`, or check the name.")
+
+
+def tfds_image_key(name: str, features, image_key: str | None = None) -> str:
+  """The image feature of a TFDS dataset: `image_key`, else the first image feature."""
+  import tensorflow_datasets as tfds
+
+  keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+  key = image_key or (keys[0] if keys else None)
+  if key is None:
+    raise DataError(f"TFDS dataset {name!r} has no image feature; pick a dataset with one.")
+  return key
 
 
 def load_tfds(name: str, split: str, channels: int, data_dir: str | None = None,
@@ -113,27 +138,33 @@ def load_tfds(name: str, split: str, channels: int, data_dir: str | None = None,
     dataset, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True,
                               try_gcs=False)
   except Exception as error:  # tfds raises many types for unknown or unprepared datasets
-    # the first line only: for an unknown name, tfds goes on to list every dataset it knows
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-    raise DataError(f"cannot load TFDS dataset {name!r} split {split!r} ({reason}); build it "
-                    "first with `tfds build`, or check the name.") from None
-  keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Image)]
-  key = image_key or (keys[0] if keys else None)
-  if key is None:
-    raise DataError(f"TFDS dataset {name!r} has no image feature; pick a dataset with one.")
+    raise tfds_error(name, split, error) from None
+  key = tfds_image_key(name, info.features, image_key)
   return [(f"{name}[{i}]", to_channels(example[key], channels))
           for i, example in enumerate(tfds.as_numpy(dataset))]
+
+
+def parse_source(source: str, split: str) -> tuple[str, str]:
+  """(kind, location) of a source string: ("builtin", split), ("tfds", "NAME:SPLIT") or
+  ("folder", path)."""
+  if source == "builtin":
+    return "builtin", split
+  if source.startswith("tfds:"):
+    name, _, tfds_split = source[5:].partition(":")
+    return "tfds", f"{name}:{tfds_split or split}"
+  return "folder", source
 
 
 def load_source(source: str, split: str, channels: int,
                 data_dir: str | None = None) -> list[tuple[str, np.ndarray]]:
   """Resolves a source string: "builtin", "tfds:NAME[:SPLIT]", or an image folder path."""
-  if source == "builtin":
-    return load_builtin(split, channels)
-  if source.startswith("tfds:"):
-    name, _, tfds_split = source[5:].partition(":")
-    return load_tfds(name, tfds_split or split, channels, data_dir)
-  return load_folder(source, channels)
+  kind, location = parse_source(source, split)
+  if kind == "builtin":
+    return load_builtin(location, channels)
+  if kind == "tfds":
+    name, _, tfds_split = location.partition(":")
+    return load_tfds(name, tfds_split, channels, data_dir)
+  return load_folder(location, channels)
 
 
 def save_png(path: pathlib.Path, image: np.ndarray):

@@ -17,7 +17,12 @@ def rescale_uint8(image: np.ndarray, scale: float) -> np.ndarray:
   if scale == 1:
     return image
   h, w = image.shape[:2]
-  out_h, out_w = int(h * scale), int(w * scale)
+  return resize_uint8(image, int(h * scale), int(w * scale))
+
+
+def resize_uint8(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+  """uint8 (H, W, C) -> uint8 (out_h, out_w, C) by `rescale_uint8`'s OpenCV-style bicubic."""
+  h, w = image.shape[:2]
   mh = resize_matrix(h, out_h, out_h / h, False, -0.75, "clamp")
   mw = resize_matrix(w, out_w, out_w / w, False, -0.75, "clamp")
   rows = np.tensordot(mh, image.astype(np.float64), axes=(1, 0))  # (out_h, W, C)

@@ -49,6 +49,14 @@ class PatchBatches:
       step += 1
 
 
+def on_devices(batches: Iterator[np.ndarray], sharding: jax.sharding.Sharding
+               ) -> Iterator[jax.Array]:
+  """`batches` (this process's share of each global batch) as global arrays on `sharding`, each
+  moved when asked for, so the source's own state stays that of the batches handed out."""
+  for batch in batches:
+    yield jax.make_array_from_process_local_data(sharding, batch)
+
+
 class Prefetcher:
   """Moves host batches to the devices of `sharding` in a background thread, `size` ahead.
 

@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import sys
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 
@@ -16,35 +17,56 @@ from sfm_jax.weights import write_atomically
 
 
 class Checkpoints:
-  """Saves and restores {"model", "optimizer", "ema"} pytrees under WORKDIR/checkpoints.
+  """Saves and restores the training state under WORKDIR/checkpoints/STEP: the
+  {"model", "optimizer", "ema", ...} pytree (item "default") and, for a streamed run, the grain
+  iterator's position (item "data", one JSON file per process).
 
-  Data order and noise are functions of (seed, step), so a restored step continues exactly.
+  Noise and SFM are functions of (seed, step), and so is the fixed pipeline's data order; with
+  the stream's saved position, a restored step continues exactly.
   """
 
   def __init__(self, workdir: str | pathlib.Path, keep: int = 3):
     self.directory = directory = pathlib.Path(workdir).absolute() / "checkpoints"
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    self.manager = ocp.CheckpointManager(directory, options=options)
+    handlers = {"default": ocp.StandardCheckpointHandler(),
+                "data": grain.checkpoint.CheckpointHandler()}
+    self.manager = ocp.CheckpointManager(directory, item_handlers=handlers, options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, tree) -> None:
-    self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+  def save(self, step: int, tree, data: grain.DatasetIterator | None = None) -> None:
+    """Writes `tree` and, if given, the position of the `data` iterator."""
+    items = {"default": ocp.args.StandardSave(tree)}
+    if data is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data)
+    self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
-  def restore(self, step: int, like):
-    """Restores into the structure, dtypes and shardings of `like`."""
+  def restore(self, step: int, like, data: grain.DatasetIterator | None = None):
+    """Restores into the structure, dtypes and shardings of `like`; moves `data` (if given) to
+    the saved position."""
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(target))
+    items = {"default": ocp.args.StandardRestore(target)}
+    if data is not None:
+      if not (self.directory / str(step) / "data").is_dir():
+        raise CheckpointError(
+            f"the checkpoint at step {step} in {self.directory} holds no stream position (it "
+            "was written with data.pipeline='fixed'); resume it with data.pipeline='fixed', or "
+            "use a new --workdir.")
+      items["data"] = grain.checkpoint.CheckpointRestore(data)
+    return self.manager.restore(step, args=ocp.args.Composite(**items))["default"]
 
-  def restore_latest(self, like) -> tuple[int | None, object]:
-    """(step, tree) of the newest checkpoint that restores into `like`, or (None, None) when
-    there is none. A newer one that cannot be read (cut short, corrupt) is reported on stderr
-    and skipped; CheckpointError if none of them can be read."""
+  def restore_latest(self, like, data: grain.DatasetIterator | None = None
+                     ) -> tuple[int | None, object]:
+    """(step, tree) of the newest checkpoint that restores into `like` (and `data`, moved to its
+    position), or (None, None) when there is none. A newer one that cannot be read (cut short,
+    corrupt) is reported on stderr and skipped; CheckpointError if none of them can be read."""
     failures = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        tree = self.restore(step, like)
+        tree = self.restore(step, like, data)
+      except CheckpointError:
+        raise
       except Exception as error:  # orbax raises many types for damaged files
         reason = " ".join(str(error).split())[:200]
         print(f"warning: the checkpoint at step {step} cannot be read ({type(error).__name__}: "

@@ -9,6 +9,7 @@ import pathlib
 import time
 import typing
 
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,9 +21,10 @@ from jax.sharding import PartitionSpec as P
 
 from sfm_jax import pretrained
 from sfm_jax.checks import check_training_config, check_writable_folder
+from sfm_jax.data import streaming
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
-from sfm_jax.data.pipeline import PatchBatches, Prefetcher
+from sfm_jax.data.pipeline import PatchBatches, Prefetcher, on_devices
 from sfm_jax.errors import ConfigError, TrainingError
 from sfm_jax.inference import jit_apply
 from sfm_jax.models import check_model_arguments, count_params, get_model, size_multiple
@@ -312,16 +314,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir = check_writable_folder(workdir, "workdir")
   record = json.loads(config.to_json())
   check_run_record(workdir, record, force_resume)
-  patches, val_images = _load_data(config)
+  train_data, val_images = _load_data(config)
   batch_size = config.train.batch_size
   if batch_size % jax.device_count():
     raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
                       f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
-  batches = PatchBatches(patches, batch_size, config.seed)
+  stream = _stream(config, train_data) if _streaming(config) else None
+  steps_per_epoch = (streaming.steps_per_epoch(train_data, batch_size) if stream
+                     else len(train_data) // batch_size)
+  if not stream:
+    batches = PatchBatches(train_data, batch_size, config.seed)
   total_steps = (config.train.steps if config.train.steps > 0
-                 else config.train.epochs * batches.steps_per_epoch)
+                 else config.train.epochs * steps_per_epoch)
 
-  setup = initial_state(config, task, batches.steps_per_epoch, use_cpu_kernels(config))
+  setup = initial_state(config, task, steps_per_epoch, use_cpu_kernels(config))
   model, defs, schedule = setup.model, setup.defs, setup.schedule
   ema_decay = config.train.ema_decay
   # Auto axes: XLA propagates the batch sharding through the ops (global BatchNorm statistics).
@@ -330,7 +336,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   replicated = NamedSharding(mesh, P())
   checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
   state = jax.device_put(setup.state, replicated)  # restored straight into the global sharding
-  start_step, restored = checkpoints.restore_latest(_to_pure(state))
+  start_step, restored = checkpoints.restore_latest(_to_pure(state), stream)
   if start_step:
     state = _from_pure(state, restored)
     say(f"Resuming from the checkpoint at step {start_step} in {workdir}.")
@@ -362,10 +368,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                                 just_logging=jax.process_index() > 0)
   progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer,
                                              every_steps=config.train.log_every)
-  say(f"Training {config.model.name} ({count_params(model):,} parameters) on "
-      f"{len(patches):,} patches ({batches.steps_per_epoch} steps/epoch), {total_steps:,} "
-      f"steps, batch {batch_size} over {jax.device_count()} device(s).")
-  iterator = Prefetcher(batches(start_step), NamedSharding(mesh, P("data")))
+  what = (f"random patches of {len(train_data):,} images (streamed)" if stream
+          else f"{len(train_data):,} patches")
+  say(f"Training {config.model.name} ({count_params(model):,} parameters) on {what} "
+      f"({steps_per_epoch} steps/epoch), {total_steps:,} steps, batch {batch_size} over "
+      f"{jax.device_count()} device(s).")
+  batch_sharding = NamedSharding(mesh, P("data"))
+  iterator = (on_devices(stream, batch_sharding) if stream
+              else Prefetcher(batches(start_step), batch_sharding))
   started, last_saved, losses = time.time(), start_step, []
   first_nonfinite = jnp.int32(-1)
   try:
@@ -393,10 +403,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if result is not None:
           say(f"step {done}: validation {result.headline}")
       if save:
-        checkpoints.save(done, _to_pure(state))
+        checkpoints.save(done, _to_pure(state), stream)
         last_saved = done
   finally:
     iterator.close()
+    if stream is not None:
+      stream.close()
     checkpoints.close()
 
   final = validate(state, total_steps)
@@ -421,19 +433,42 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def _load_data(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list]:
-  """(training patches uint8 (N, P, P, C), validation images [(name, uint8 (H, W, C))])."""
+def _streaming(config: ml_collections.ConfigDict) -> bool:
+  """Whether data.pipeline streams ("stream") or holds the fixed patch grid ("fixed")."""
+  pipeline = config.data.get("pipeline", "fixed")
+  if pipeline not in ("fixed", "stream"):
+    raise ConfigError(f"data.pipeline={pipeline!r}; use 'fixed' (SFM's patch grid in memory) or "
+                      "'stream' (random crops read as needed).")
+  return pipeline == "stream"
+
+
+def _load_data(config: ml_collections.ConfigDict):
+  """(training data, validation images [(name, uint8 (H, W, C))]). The training data is the
+  fixed pipeline's patches, uint8 (N, P, P, C), or the stream's random-access images."""
   channels = config.data.channels
   data_dir = config.data.tfds_data_dir or None
-  train_images = load_source(config.data.source, "train", channels, data_dir)
-  if config.data.max_train_images > 0:
-    train_images = train_images[:config.data.max_train_images]
   val_images = load_source(config.data.val_source, "val", channels, data_dir)
   if config.eval.max_val_images > 0:
     val_images = val_images[:config.eval.max_val_images]
+  if _streaming(config):
+    return streaming.open_source(config.data.source, "train", channels, data_dir,
+                                 config.data.max_train_images), val_images
+  train_images = load_source(config.data.source, "train", channels, data_dir)
+  if config.data.max_train_images > 0:
+    train_images = train_images[:config.data.max_train_images]
   patches = build_patches(train_images, config.data.patch_size, config.data.stride,
                           tuple(config.data.scales), config.data.aug_copies, config.seed)
   return patches, val_images
+
+
+def _stream(config: ml_collections.ConfigDict, source) -> grain.DatasetIterator:
+  """This process's stream of training batches (`streaming.patch_stream`, data.stream)."""
+  options = config.data.stream
+  return streaming.patch_stream(
+      source, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
+      seed=config.seed, scales=tuple(config.data.scales), flips=options.flips,
+      threads=options.threads, buffer=options.buffer, workers=options.workers,
+      process_index=jax.process_index(), process_count=jax.process_count())
 
 
 def _local(tree):

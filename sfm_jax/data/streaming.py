@@ -1,0 +1,175 @@
+"""Streaming training patches (grain): a random crop of a freshly read image for every patch.
+
+The fixed pipeline (`data.pipeline = "fixed"`, `patches.py`) cuts every patch once and holds all
+of them in host memory: DIV2K in RGB would take ~20 GB. The stream (`data.pipeline = "stream"`)
+reads an image when a patch of it is needed, as BasicSR's paired-image datasets and the SR papers'
+loaders do: each element is one image of an epoch-wise shuffle, cropped at a random place and
+scale, turned by a random dihedral transform. Host memory is bounded by the settings
+(`data.stream`), not by the dataset: about `threads` decoded images plus `buffer` batches.
+
+The pipeline is a grain `MapDataset` (random access, so element i is a function of (seed, i)),
+iterated by grain's threads; its iterator state goes into each orbax checkpoint, so a resumed run
+reads the same batches as an uninterrupted one. With several processes, each one reads every
+part of each global batch of the same stream: the global batch of a step holds the same patches
+in the same order whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import grain
+import numpy as np
+
+from sfm_jax.data.images import (folder_images, load_builtin, parse_source, read_image,
+                                 tfds_error, tfds_image_key, to_channels)
+from sfm_jax.data.patches import dihedral, resize_uint8
+from sfm_jax.errors import DataError
+
+
+class ImageFiles(grain.sources.RandomAccessDataSource):
+  """The images of a folder, each read when asked for: uint8 (H, W, channels)."""
+
+  def __init__(self, folder: str | pathlib.Path, channels: int):
+    self.files, self.channels = [str(p) for p in folder_images(folder)], channels
+
+  def __len__(self) -> int:
+    return len(self.files)
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return read_image(pathlib.Path(self.files[index]), self.channels)
+
+  def __repr__(self) -> str:
+    return f"ImageFiles({len(self.files)} files from {pathlib.Path(self.files[0]).parent})"
+
+
+class InMemoryImages(grain.sources.RandomAccessDataSource):
+  """Images already in memory (the bundled photos): uint8 (H, W, C) each."""
+
+  def __init__(self, images: list[np.ndarray]):
+    self.images = images
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return self.images[index]
+
+
+class TfdsImages(grain.sources.RandomAccessDataSource):
+  """The image feature of a TFDS split stored as ArrayRecord (`tfds.data_source`), each
+  example decoded when asked for: uint8 (H, W, channels)."""
+
+  def __init__(self, name: str, split: str, channels: int, data_dir: str | None = None):
+    import tensorflow_datasets as tfds
+
+    try:
+      self.source = tfds.data_source(name, split=split, data_dir=data_dir, try_gcs=False)
+    except NotImplementedError:  # built as TFRecord, which has no random access
+      raise DataError(f"TFDS dataset {name!r} is stored as TFRecord, which cannot be streamed; "
+                      f"rebuild it with `tfds build {name} --file_format=array_record`, or set "
+                      "data.pipeline='fixed'.") from None
+    except Exception as error:  # tfds raises many types for unknown or unprepared datasets
+      raise tfds_error(name, split, error) from None
+    self.key = tfds_image_key(name, self.source.dataset_info.features)
+    self.channels = channels
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return to_channels(self.source[index][self.key], self.channels)
+
+
+class FirstImages(grain.sources.RandomAccessDataSource):
+  """The first `count` images of another source (data.max_train_images)."""
+
+  def __init__(self, source: grain.sources.RandomAccessDataSource, count: int):
+    self.source, self.count = source, min(count, len(source))
+
+  def __len__(self) -> int:
+    return self.count
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return self.source[index]
+
+
+def open_source(source: str, split: str, channels: int, data_dir: str | None = None,
+                max_images: int = -1) -> grain.sources.RandomAccessDataSource:
+  """The random-access images of a source string ("builtin", "tfds:NAME[:SPLIT]", a folder),
+  the first `max_images` of them if > 0."""
+  kind, location = parse_source(source, split)
+  if kind == "builtin":
+    images = InMemoryImages([image for _, image in load_builtin(location, channels)])
+  elif kind == "tfds":
+    name, _, tfds_split = location.partition(":")
+    images = TfdsImages(name, tfds_split, channels, data_dir)
+  else:
+    images = ImageFiles(location, channels)
+  return FirstImages(images, max_images) if max_images > 0 else images
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomPatch(grain.transforms.RandomMap):
+  """uint8 (H, W, C) -> uint8 (size, size, C): a crop at a random place, taken at a scale drawn
+  from `scales` (a (size/scale)² region resized to size² by the fixed pipeline's bicubic), then
+  one of the 8 dihedral transforms if `flips`."""
+
+  size: int
+  scales: tuple[float, ...] = (1.0,)
+  flips: bool = True
+
+  def random_map(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape[:2]
+    if min(h, w) < self.size:
+      raise DataError(f"a training image is {h}×{w}, smaller than the {self.size}×{self.size} "
+                      "patch; lower data.patch_size or remove the image.")
+    scale = self.scales[rng.integers(len(self.scales))]
+    region = min(round(self.size / scale), h, w)
+    top, left = rng.integers(h - region + 1), rng.integers(w - region + 1)
+    patch = image[top:top + region, left:left + region]
+    if region != self.size:
+      patch = resize_uint8(patch, self.size, self.size)
+    if self.flips:
+      patch = dihedral(patch, int(rng.integers(8)))
+    return np.ascontiguousarray(patch)
+
+
+def default_threads() -> int:
+  """Reading threads when data.stream.threads is 0: one per core, at most 16."""
+  return min(os.cpu_count() or 1, 16)
+
+
+def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: int,
+                 patch_size: int, seed: int, scales=(1.0,), flips: bool = True,
+                 threads: int = 0, buffer: int = 32, workers: int = 0,
+                 process_index: int = 0, process_count: int = 1) -> grain.DatasetIterator:
+  """An endless iterator of this process's uint8 batches (batch_size / process_count,
+  patch_size, patch_size, C), one random patch per image of an epoch-wise shuffle.
+
+  Process p's batch at step s is part p of the global batch s: patches
+  [s·B + p·B/P, s·B + (p + 1)·B/P) of the stream, so the global batch does not depend on P.
+  `threads` build batches in parallel (0: `default_threads()`), at most max(buffer, threads)
+  batches are read ahead; `workers` > 0 moves the reading into that many processes (grain's
+  mp_prefetch). Host memory: about `threads` decoded images plus that many batches. The
+  iterator's `get_state()`/`set_state()` (and grain.checkpoint) resume it exactly.
+  """
+  if batch_size % process_count:
+    raise DataError(f"train.batch_size={batch_size} is not divisible by the {process_count} "
+                    f"processes; use a multiple of {process_count}.")
+  threads = threads or default_threads()
+  patches = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+             .random_map(RandomPatch(patch_size, tuple(scales), flips)))
+  local = patches.batch(batch_size // process_count)[process_index::process_count]
+  options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(buffer, threads))
+  stream = local.to_iter_dataset(options)
+  if workers > 0:
+    stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+  return iter(stream)
+
+
+def steps_per_epoch(source: grain.sources.RandomAccessDataSource, batch_size: int) -> int:
+  """Steps that show every image once (at least 1): what data.pipeline "stream" calls an epoch."""
+  return max(len(source) // batch_size, 1)
