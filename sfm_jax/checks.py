@@ -10,12 +10,14 @@ import pathlib
 import ml_collections
 
 from sfm_jax.errors import ConfigError
+from sfm_jax.models import COMPUTE_DTYPES
 
 # Fields that may change between a run and its resumption (run length, logging, evaluation, and
 # the learning rate: the remedy for a run that diverged); any other difference means the
 # workdir holds another experiment.
 RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.cpu_kernels",
+                     "train.compute_dtype",
                      "train.require_improvement", "data.tfds_data_dir", "data.stream.threads",
                      "data.stream.buffer", "optim.learning_rate",
                      "eval.")
@@ -69,6 +71,10 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"data.stream threads={stream.threads}, buffer={stream.buffer}, "
                       f"workers={stream.workers}; use threads ≥ 0 (0: one per core), buffer > 0 "
                       "and workers ≥ 0.")
+  for section in ("train", "eval"):
+    dtype = config[section].get("compute_dtype", "float32")
+    if dtype not in COMPUTE_DTYPES:
+      raise ConfigError(f"{section}.compute_dtype={dtype!r}; use 'float32' or 'bfloat16'.")
   lr = config.optim.learning_rate
   if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
     raise ConfigError(f"optim.learning_rate={lr}; it must be a finite number ≥ 0.")

@@ -33,7 +33,8 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
   shared = {"max_val_images": -1,  # validation images used (-1: all)
             "self_ensemble": False,  # eval.py: average the ×8 dihedral outputs
             "tile": 0,  # > 0: tiled inference with tiles of this size (LR pixels for SR)
-            "tile_overlap": 32}  # context pixels around each tile
+            "tile_overlap": 32,  # context pixels around each tile
+            "compute_dtype": "float32"}  # validation during training; "bfloat16" if asked
   if kind == "shared":
     return ml_collections.ConfigDict(shared)
   if kind == "denoise":
@@ -111,6 +112,9 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   c.train.keep_checkpoints = 3
   c.train.ema_decay = 0.0  # > 0 keeps an exponential moving average of the weights
   c.train.cpu_kernels = "auto"  # CPU training kernels: "auto" (on a CPU), "on", "off"
+  # "bfloat16": convolutions and dense layers in bf16; weights, optimizer, normalisation and
+  # loss stay float32 (docs/recipes.md, "Mixed precision")
+  c.train.compute_dtype = "float32"
   c.train.require_improvement = True  # no weights file if the model ends below its input
   c.eval = eval_fields("shared")
   return c

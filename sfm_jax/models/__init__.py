@@ -12,11 +12,13 @@ import inspect
 import typing
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models import layers
 from sfm_jax.models.dct_denoiser import DCTDenoiser
-from sfm_jax.models.discriminators import NMD, NatSRDiscriminator, VGG19Features, VGGDiscriminator
+from sfm_jax.models.discriminators import (NMD, NatSRDiscriminator, SNConv, VGG19Features,
+                                           VGGDiscriminator)
 from sfm_jax.models.dncnn import DnCNN, FFDNet
 from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, WaveletDiscriminator
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
@@ -108,6 +110,23 @@ def check_model_arguments(name: str, kwargs: dict) -> None:
 def size_multiple(model: nnx.Module) -> int:
   """The multiple that H and W must be for `model` (its class's `size_multiple`, else 1)."""
   return getattr(type(model), "size_multiple", 1)
+
+
+# None: Flax's default, the dtype of the inputs and parameters (float32 throughout)
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def set_compute_dtype(model: nnx.Module, dtype: str) -> nnx.Module:
+  """Runs every convolution of `model` in `dtype` ("float32" or "bfloat16"): inputs and kernels
+  are cast for the product. Parameters stay float32; normalisation and dense layers (the
+  discriminators' logits) compute in float32. Returns `model`, changed in place (a graph
+  setting, not a weight)."""
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"compute dtype {dtype!r}; use one of {sorted(COMPUTE_DTYPES)}.")
+  for _, module in model.iter_modules():
+    if isinstance(module, nnx.Conv | nnx.ConvTranspose | SNConv):
+      module.dtype = COMPUTE_DTYPES[dtype]
+  return model
 
 
 def count_params(model: nnx.Module) -> int:

@@ -102,6 +102,7 @@ class SNConv(nnx.Module):
     self.u = nnx.BatchStat(jax.random.truncated_normal(rngs.params(), -2.0, 2.0,
                                                        (1, out_features)))
     self.use_running_average = use_running_average
+    self.dtype = None  # the convolution's dtype (None: the input's and the kernel's)
 
   def normalized_kernel(self) -> jax.Array:
     """W/σ after one power iteration; stores the new u in training mode."""
@@ -115,9 +116,11 @@ class SNConv(nnx.Module):
     return kernel / sigma
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = jax.lax.conv_general_dilated(x, self.normalized_kernel(), (self.stride, self.stride),
-                                     "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + self.bias[...]
+    x, kernel, bias = nnx.nn.dtypes.promote_dtype((x, self.normalized_kernel(), self.bias[...]),
+                                                   dtype=self.dtype)
+    y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
 
 
 class NatSRDiscriminator(nnx.Module):

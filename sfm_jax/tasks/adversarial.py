@@ -38,6 +38,7 @@ def ragan_losses(real_logits: jax.Array, fake_logits: jax.Array, reduction: str 
   mean f), sce = mean sigmoid cross-entropy with logits. reduction "sum" adds the two terms
   (NatSR); "mean" halves them (ESRGAN's (l_real + l_fake) / 2).
   """
+  real_logits, fake_logits = real_logits.astype(jnp.float32), fake_logits.astype(jnp.float32)
   real_rel = real_logits - jnp.mean(fake_logits)
   fake_rel = fake_logits - jnp.mean(real_logits)
 

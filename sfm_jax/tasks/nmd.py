@@ -98,7 +98,8 @@ class NMDTask(Task):
     return model(batch["images"])
 
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(output, batch["labels"]))
+    logits = output.astype(jnp.float32)  # bf16 under train.compute_dtype="bfloat16"
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, batch["labels"]))
 
   def class_accuracies(self, classify, patches, key, sigma, alpha):
     """(accuracy noisy-vs-clean, accuracy blurry-vs-clean) in %, on 2n held-out patches."""

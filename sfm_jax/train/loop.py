@@ -27,7 +27,8 @@ from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher, on_devices
 from sfm_jax.errors import ConfigError, TrainingError
 from sfm_jax.inference import jit_apply
-from sfm_jax.models import check_model_arguments, count_params, get_model, size_multiple
+from sfm_jax.models import (check_model_arguments, count_params, get_model, set_compute_dtype,
+                            size_multiple)
 from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task, ValidationResult, config_fields
 from sfm_jax.train.checkpoints import Checkpoints, check_run_record, write_run_record
@@ -242,17 +243,21 @@ class InitialState:
 def initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch: int = 1,
                   cpu_kernels: bool = False) -> InitialState:
   """The untrained state of `config`: the main model, its critics (config.critics) and the
-  task state."""
+  task state. Trained networks compute in train.compute_dtype, validation in
+  eval.compute_dtype (`models.set_compute_dtype`); the state is float32 either way."""
   model = build_model(config, cpu_kernels)
   model.eval()
-  eval_def, _ = nnx.split(model)
+  eval_def, _ = nnx.split(set_compute_dtype(model, config.eval.get("compute_dtype", "float32")))
   model.train()
+  compute_dtype = config.train.get("compute_dtype", "float32")
+  set_compute_dtype(model, compute_dtype)
   optimizer, schedule = _with_optimizer(model, config.optim, steps_per_epoch)
   networks, optimizers = {"model": model}, {"model": optimizer}
   for name, critic in critic_configs(config).items():
     networks[name] = get_model(critic.model.name, seed=config.seed + 1, cpu_kernels=cpu_kernels,
                                **critic.model.get("kwargs", {}))
     networks[name].train()
+    set_compute_dtype(networks[name], compute_dtype)
     optimizers[name], _ = _with_optimizer(networks[name], critic.optim, steps_per_epoch)
   defs, states = _split_networks(networks, optimizers)
   ema = None

@@ -1,0 +1,104 @@
+"""Mixed precision (train.compute_dtype="bfloat16"): every model family's train step convolves in
+bf16 and keeps float32 weights, optimizer state and loss; training tracks float32 closely."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from test_adversarial import large_folder, photo_folder, tiny_gan_config  # noqa: F401 (fixtures)
+from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
+
+from sfm_jax.data.images import load_source
+from sfm_jax.errors import ConfigError
+from sfm_jax.models import get_model, set_compute_dtype
+from sfm_jax.train.loop import build_task, initial_state, make_train_step, train_and_evaluate
+
+# The DCT denoiser's only convolutions are its frozen DCT transforms, which stay float32.
+SINGLE_NETWORK = sorted(set(CONFIGS) - {"dct_denoiser"}) + ["nmd"]
+WITH_CRITICS = ["esrgan_x4", "natsr_x4", "fca"]
+
+
+def equations(jaxpr):
+  """Every equation of a jaxpr, with those of the jaxprs nested in it (jit, custom_vjp, scan)."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for value in eqn.params.values():
+      for inner in value if isinstance(value, list | tuple) else (value,):
+        if isinstance(inner, jax.extend.core.ClosedJaxpr):
+          yield from equations(inner.jaxpr)
+        elif isinstance(inner, jax.extend.core.Jaxpr):
+          yield from equations(inner)
+
+
+def traced_step(config):
+  """(jaxpr of one train step, the state before, the state and metrics after): traced only."""
+  task = build_task(config)
+  setup = initial_state(config, task)
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  step = make_train_step(setup.defs, frozen_def, task, 0.0, config.seed)
+  size, channels = config.data.patch_size, config.data.channels
+  constants = task.constants_for(load_source(config.data.val_source, "val", channels), config)
+  args = (setup.state, jax.ShapeDtypeStruct((4, size, size, channels), np.uint8), np.int32(0),
+          {"networks": frozen_networks, "constants": constants})
+  return jax.make_jaxpr(step)(*args).jaxpr, setup.state, jax.eval_shape(step, *args)
+
+
+def dtypes(tree):
+  return jax.tree.map(lambda x: x.dtype, tree)
+
+
+def check_bfloat16_step(config):
+  config.train.compute_dtype = "bfloat16"
+  jaxpr, before, (after, metrics) = traced_step(config)
+  convs = [e for e in equations(jaxpr) if e.primitive.name == "conv_general_dilated"]
+  assert "bfloat16" in {str(v.aval.dtype) for e in convs for v in e.invars}
+  assert dtypes(after) == dtypes(before)
+  assert not any(d == jnp.bfloat16 for d in jax.tree.leaves(dtypes(before)))
+  assert metrics["loss"].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", SINGLE_NETWORK)
+def test_every_config_convolves_in_bfloat16_and_keeps_float32_state(name, tiny_folder,
+                                                                    tmp_path):
+  config = shrink(load_config(name), tiny_folder)
+  provide_frozen_networks(config, tmp_path)
+  check_bfloat16_step(config)
+
+
+@pytest.mark.parametrize("name", WITH_CRITICS)
+def test_generator_and_critics_convolve_in_bfloat16(name, photo_folder, large_folder, tmp_path):
+  check_bfloat16_step(tiny_gan_config(name, large_folder if name == "fca" else photo_folder,
+                                      tmp_path))
+
+
+def test_float32_is_flax_default_and_bfloat16_changes_no_weight():
+  model = get_model("rrdb", nb=1, nf=8, gc=4, scale=2)
+  x = jax.random.uniform(jax.random.key(0), (1, 12, 12, 1))
+  reference = model(x)
+  weights = nnx.to_pure_dict(nnx.state(model))
+  low = set_compute_dtype(model, "bfloat16")(x)
+  assert low.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(low, np.float32), reference, atol=0.03)
+  same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(model)), weights)
+  assert all(jax.tree.leaves(same))
+  np.testing.assert_array_equal(set_compute_dtype(model, "float32")(x), reference)
+
+
+def test_bfloat16_training_follows_float32(tiny_folder, tmp_path):
+  def run(dtype):
+    config = shrink(load_config("quickstart"), tiny_folder, steps=8)
+    config.train.compute_dtype = dtype
+    return train_and_evaluate(config, str(tmp_path / dtype))
+
+  full, half = run("float32"), run("bfloat16")
+  np.testing.assert_allclose([l for _, l in half["losses"]], [l for _, l in full["losses"]],
+                             rtol=0.05)
+  assert abs(half["psnr"] - full["psnr"]) < 0.1  # validation runs in float32 for both
+
+
+def test_an_unknown_compute_dtype_is_refused(tiny_folder, tmp_path):
+  config = shrink(load_config("quickstart"), tiny_folder)
+  config.train.compute_dtype = "float16"
+  with pytest.raises(ConfigError, match="train.compute_dtype='float16'; use 'float32' or"):
+    train_and_evaluate(config, str(tmp_path))
