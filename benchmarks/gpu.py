@@ -34,6 +34,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _machine import machine_line  # noqa: E402 (this folder is on sys.path as a script)
+from _steps import compiled_flops, train_step_closure  # noqa: E402
 from flax import nnx  # noqa: E402
 from sfm_ops import blocked_medians  # noqa: E402
 
@@ -95,25 +96,7 @@ def jax_config(case: Case, dtype: str, sfm_rate: float):
 
 def jax_train(case: Case, dtype: str, sfm_rate: float = 0.0):
   """(a closure running one sfm-jax train step, the step's FLOPs)."""
-  from sfm_jax.train.loop import build_task, initial_state, make_train_step
-
-  config = jax_config(case, dtype, sfm_rate)
-  task = build_task(config)
-  setup = initial_state(config, task, cpu_kernels=jax.default_backend() == "cpu")
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  step = jax.jit(make_train_step(setup.defs, frozen_def, task, 0.0, 0), donate_argnums=0)
-  patches = jnp.asarray(np.random.default_rng(0).integers(
-      0, 256, (case.batch, case.size, case.size, 1)), jnp.uint8)
-  frozen = {"networks": frozen_networks, "constants": {}}
-  holder = {"state": setup.state, "step": 0}
-  flops = _flops(step, holder["state"], patches, jnp.int32(0), frozen)
-
-  def run():
-    holder["state"], metrics = step(holder["state"], patches, jnp.int32(holder["step"]), frozen)
-    holder["step"] += 1
-    jax.block_until_ready(metrics["loss"])
-
-  return run, flops
+  return train_step_closure(jax_config(case, dtype, sfm_rate))
 
 
 def jax_infer(case: Case, dtype: str, side: int):
@@ -126,13 +109,7 @@ def jax_infer(case: Case, dtype: str, side: int):
   apply = jax.jit(lambda s, x: nnx.merge(graph, s)(x))
   x = jnp.asarray(np.random.default_rng(0).random((1, side // case.scale, side // case.scale, 1),
                                                   np.float32))
-  return (lambda: jax.block_until_ready(apply(state, x))), _flops(apply, state, x)
-
-
-def _flops(fn, *args) -> float | None:
-  analysis = fn.lower(*args).compile().cost_analysis()
-  analysis = analysis[0] if isinstance(analysis, list) else analysis
-  return (analysis or {}).get("flops")
+  return (lambda: jax.block_until_ready(apply(state, x))), compiled_flops(apply, state, x)
 
 
 # --- PyTorch -------------------------------------------------------------------------------------

@@ -191,9 +191,9 @@ def sfm_ablation_config(arm: str) -> ml_collections.ConfigDict:
 
 def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
   """SR on DIV2K HR patches streamed from TFDS (`tfds build div2k --file_format=array_record`
-  first, or point data.source at a folder of HR images): random 32×32 LR patches, batch 16, Adam 1e-4 constant and L1, as SFM's SR
-  training (`SR/train.py`) effectively ran; see docs/deviations.md, "SR learning-rate schedule".
-  The task replaces the denoising fields."""
+  first, or point data.source at a folder of HR images): random 32×32 LR patches, batch 16,
+  Adam 1e-4 constant and L1, as SFM's SR training (`SR/train.py`) effectively ran; see
+  docs/deviations.md, "SR learning-rate schedule". The task replaces the denoising fields."""
   if "scale" in constructor_defaults(model):
     model_kwargs["scale"] = scale
   c = base_config(model, channels=channels, **model_kwargs)

@@ -23,30 +23,6 @@ CRITICS = {"vgg_discriminator": {"nf": 8}, "natsr_discriminator": {"nf": 4},
 GAN_CONFIGS = [pytest.param("esrgan_x4", marks=pytest.mark.slow), "natsr_x4", "fca"]
 
 
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory):
-  """Four 136×136 RGB crops of a bundled photo (ESRGAN's discriminator needs 128×128 HR)."""
-  from skimage import data
-
-  folder = tmp_path_factory.mktemp("photos")
-  astronaut = data.astronaut()
-  for i in range(4):
-    top, left = 136 * (i // 2), 150 + 136 * (i % 2)
-    Image.fromarray(astronaut[top:top + 136, left:left + 136]).save(folder / f"crop{i}.png")
-  return folder
-
-
-@pytest.fixture(scope="module")
-def large_folder(tmp_path_factory):
-  """Two 512×512 RGB photos (FCA's 512 source patches; its wavelet D sees 128×128)."""
-  from skimage import color, data
-
-  folder = tmp_path_factory.mktemp("large")
-  Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
-  Image.fromarray(color.gray2rgb(data.camera())).save(folder / "camera.png")
-  return folder
-
-
 def save_random(folder, name, **kwargs):
   """A weights file of an untrained `name` (the frozen VGG19 / NMD of a test)."""
   path = folder / f"{name}.msgpack"

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from test_adversarial import large_folder, photo_folder, tiny_gan_config  # noqa: F401 (fixtures)
+from test_adversarial import tiny_gan_config
 from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
 
 from sfm_jax.data.images import load_source

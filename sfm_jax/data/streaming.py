@@ -23,8 +23,15 @@ import pathlib
 import grain
 import numpy as np
 
-from sfm_jax.data.images import (folder_images, load_builtin, parse_source, read_image,
-                                 tfds_error, tfds_image_key, to_channels)
+from sfm_jax.data.images import (
+  folder_images,
+  load_builtin,
+  parse_source,
+  read_image,
+  tfds_error,
+  tfds_image_key,
+  to_channels,
+)
 from sfm_jax.data.patches import dihedral, resize_uint8
 from sfm_jax.errors import DataError
 

@@ -17,8 +17,13 @@ from flax import nnx
 
 from sfm_jax.models import layers
 from sfm_jax.models.dct_denoiser import DCTDenoiser
-from sfm_jax.models.discriminators import (NMD, NatSRDiscriminator, SNConv, VGG19Features,
-                                           VGGDiscriminator)
+from sfm_jax.models.discriminators import (
+  NMD,
+  NatSRDiscriminator,
+  SNConv,
+  VGG19Features,
+  VGGDiscriminator,
+)
 from sfm_jax.models.dncnn import DnCNN, FFDNet
 from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, WaveletDiscriminator
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor

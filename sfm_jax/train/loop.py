@@ -13,7 +13,6 @@ import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding
@@ -27,8 +26,13 @@ from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher, on_devices
 from sfm_jax.errors import ConfigError, TrainingError
 from sfm_jax.inference import jit_apply
-from sfm_jax.models import (check_model_arguments, count_params, get_model, set_compute_dtype,
-                            size_multiple)
+from sfm_jax.models import (
+  check_model_arguments,
+  count_params,
+  get_model,
+  set_compute_dtype,
+  size_multiple,
+)
 from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task, ValidationResult, config_fields
 from sfm_jax.train.checkpoints import Checkpoints, check_run_record, write_run_record

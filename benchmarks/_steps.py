@@ -1,0 +1,42 @@
+"""The trainer's own jitted train step of a config, as a closure that benchmarks can time."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def train_step_closure(config, cpu_kernels: bool | None = None):
+  """(a closure running one train step of `config` on a fixed random uint8 batch, the step's
+  FLOPs by XLA's count or None). The step is `train.loop.make_train_step`, jitted with the
+  state donated, as `train.py` runs it; `cpu_kernels` defaults to the loop's choice."""
+  from sfm_jax.train.loop import build_task, initial_state, make_train_step, use_cpu_kernels
+
+  task = build_task(config)
+  kernels = use_cpu_kernels(config) if cpu_kernels is None else cpu_kernels
+  setup = initial_state(config, task, cpu_kernels=kernels)
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  step = jax.jit(make_train_step(setup.defs, frozen_def, task, 0.0, config.seed),
+                 donate_argnums=0)
+  size, batch = config.data.patch_size, config.train.batch_size
+  patches = jnp.asarray(np.random.default_rng(0).integers(
+      0, 256, (batch, size, size, config.data.channels)), jnp.uint8)
+  frozen = {"networks": frozen_networks, "constants": {}}
+  holder = {"state": setup.state, "step": 0}
+  flops = compiled_flops(step, holder["state"], patches, jnp.int32(0), frozen)
+
+  def run():
+    holder["state"], metrics = step(holder["state"], patches, jnp.int32(holder["step"]), frozen)
+    holder["step"] += 1
+    jax.block_until_ready(metrics["loss"])
+
+  return run, flops
+
+
+def compiled_flops(fn, *args) -> float | None:
+  """XLA's count of the floating-point operations of jitted `fn` on `args` (None if unknown)."""
+  analysis = fn.lower(*args).compile().cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, list) else analysis
+  return (analysis or {}).get("flops")
