@@ -109,11 +109,17 @@ def check_writable_folder(path: str | pathlib.Path, what: str) -> pathlib.Path:
   return path
 
 
+# Fields added after runs were first recorded, with the value such a run had: a record without
+# them is read with these, so that a run started by an earlier version still resumes.
+ADDED_FIELDS = {"data.pipeline": "fixed", "data.stream.threads": 0, "data.stream.buffer": 32,
+                "data.stream.workers": 0, "data.stream.flips": True}
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
   """The dotted fields whose values differ between two configs as JSON dicts
   (`json.loads(config.to_json())`), except the RESUMABLE_CHANGES; e.g.
-  ["model.name: 'dncnn' -> 'memnet'"]."""
-  before, after = _flatten(saved), _flatten(current)
+  ["model.name: 'dncnn' -> 'memnet'"]. `saved` lacks none of the ADDED_FIELDS."""
+  before, after = {**ADDED_FIELDS, **_flatten(saved)}, _flatten(current)
   changes = []
   for key in sorted(set(before) | set(after)):
     if key.startswith(RESUMABLE_CHANGES) or before.get(key) == after.get(key):

@@ -16,7 +16,7 @@ from test_train import ROOT, flat, load_config, load_state, shrink
 
 from sfm_jax.data import streaming
 from sfm_jax.data.patches import dihedral
-from sfm_jax.errors import CheckpointError, DataError
+from sfm_jax.errors import CheckpointError, ConfigError, DataError
 from sfm_jax.train.loop import train_and_evaluate
 
 
@@ -177,3 +177,26 @@ def test_a_killed_streamed_run_resumes_to_the_uninterrupted_weights(tiny_folder,
   np.testing.assert_allclose(flat(load_state(killed / "weights.msgpack")),
                              flat(load_state(tmp_path / "straight" / "weights.msgpack")),
                              atol=1e-6)
+
+
+def test_a_run_recorded_before_the_pipelines_existed_resumes_as_it_ran(tiny_folder, tmp_path):
+  """A config.json without the data.pipeline / data.stream / compute_dtype fields (an earlier
+  version's) resumes with the fixed pipeline; an SR config, now streamed, is refused by name."""
+  def forget_new_fields(workdir):
+    record = json.loads((workdir / "config.json").read_text())
+    del record["data"]["pipeline"], record["data"]["stream"]
+    del record["train"]["compute_dtype"], record["eval"]["compute_dtype"]
+    (workdir / "config.json").write_text(json.dumps(record))
+
+  config = shrink(load_config("quickstart"), tiny_folder, steps=2)
+  train_and_evaluate(config, str(tmp_path / "denoise"))
+  forget_new_fields(tmp_path / "denoise")
+  config.train.steps = 4
+  assert [s for s, _ in train_and_evaluate(config, str(tmp_path / "denoise"))["losses"]] == [3, 4]
+
+  config = stream_config(tiny_folder, 2)
+  config.data.pipeline = "fixed"
+  train_and_evaluate(config, str(tmp_path / "sr"))
+  forget_new_fields(tmp_path / "sr")
+  with pytest.raises(ConfigError, match="data.pipeline: 'fixed' -> 'stream'"):
+    train_and_evaluate(stream_config(tiny_folder, 4), str(tmp_path / "sr"))
