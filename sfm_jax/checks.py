@@ -66,6 +66,10 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
             "data.stride")
   if not config.data.scales or min(config.data.scales) <= 0:
     raise ConfigError(f"data.scales={tuple(config.data.scales)}; give scales > 0, e.g. 1.0.")
+  pipeline = config.data.get("pipeline", "fixed")
+  if pipeline not in ("fixed", "stream"):
+    raise ConfigError(f"data.pipeline={pipeline!r}; use 'fixed' (SFM's patch grid in memory) or "
+                      "'stream' (random crops read as needed).")
   stream = config.data.get("stream")
   if stream is not None and not (stream.threads >= 0 and stream.buffer > 0 and stream.workers >= 0):
     raise ConfigError(f"data.stream threads={stream.threads}, buffer={stream.buffer}, "

@@ -62,6 +62,9 @@ def saved_steps(workdir) -> list[int]:
     ({"data.channels": 2}, r"data.channels=2; use 1 \(gray\) or 3"),
     ({"data.scales": (1.0, 0.0)}, r"data.scales=\(1.0, 0.0\)"),
     ({"train.ema_decay": 1.0}, r"train.ema_decay=1.0"),
+    ({"data.pipeline": "streaming"}, r"data.pipeline='streaming'; use 'fixed' .* or 'stream'"),
+    ({"train.compute_dtype": "float16"}, r"train.compute_dtype='float16'; use 'float32' or"),
+    ({"eval.compute_dtype": "bf16"}, r"eval.compute_dtype='bf16'; use 'float32' or"),
 ])
 def test_bad_settings_fail_before_any_work(fields, message, tiny_folder, tmp_path):
   with pytest.raises(ConfigError, match=message):

@@ -10,7 +10,6 @@ from test_adversarial import tiny_gan_config
 from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
 
 from sfm_jax.data.images import load_source
-from sfm_jax.errors import ConfigError
 from sfm_jax.models import get_model, set_compute_dtype
 from sfm_jax.train.loop import build_task, initial_state, make_train_step, train_and_evaluate
 
@@ -95,10 +94,3 @@ def test_bfloat16_training_follows_float32(tiny_folder, tmp_path):
   np.testing.assert_allclose([l for _, l in half["losses"]], [l for _, l in full["losses"]],
                              rtol=0.05)
   assert abs(half["psnr"] - full["psnr"]) < 0.1  # validation runs in float32 for both
-
-
-def test_an_unknown_compute_dtype_is_refused(tiny_folder, tmp_path):
-  config = shrink(load_config("quickstart"), tiny_folder)
-  config.train.compute_dtype = "float16"
-  with pytest.raises(ConfigError, match="train.compute_dtype='float16'; use 'float32' or"):
-    train_and_evaluate(config, str(tmp_path))

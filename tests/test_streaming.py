@@ -111,6 +111,14 @@ def test_tfds_streams_from_array_record_and_names_the_rebuild_for_tfrecord(tmp_p
     streaming.open_source("tfds:dummy_mnist", "train", 1, str(tmp_path / "tfrecord"))
 
 
+def test_bad_stream_settings_fail_before_any_work(tiny_folder, tmp_path):
+  config = stream_config(tiny_folder, 2)
+  config.data.stream.buffer = 0
+  with pytest.raises(ConfigError, match="buffer=0.*buffer > 0"):
+    train_and_evaluate(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
 def test_a_folder_is_read_one_image_at_a_time(tiny_folder):
   source = streaming.open_source(str(tiny_folder), "train", 1, max_images=4)
   assert len(source) == 4

@@ -329,10 +329,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
                       f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
   stream = _stream(config, train_data) if _streaming(config) else None
-  steps_per_epoch = (streaming.steps_per_epoch(train_data, batch_size) if stream
-                     else len(train_data) // batch_size)
-  if not stream:
+  if stream:
+    steps_per_epoch = streaming.steps_per_epoch(train_data, batch_size)
+  else:
     batches = PatchBatches(train_data, batch_size, config.seed)
+    steps_per_epoch = batches.steps_per_epoch
   total_steps = (config.train.steps if config.train.steps > 0
                  else config.train.epochs * steps_per_epoch)
 
@@ -444,11 +445,7 @@ def say(line: str) -> None:
 
 def _streaming(config: ml_collections.ConfigDict) -> bool:
   """Whether data.pipeline streams ("stream") or holds the fixed patch grid ("fixed")."""
-  pipeline = config.data.get("pipeline", "fixed")
-  if pipeline not in ("fixed", "stream"):
-    raise ConfigError(f"data.pipeline={pipeline!r}; use 'fixed' (SFM's patch grid in memory) or "
-                      "'stream' (random crops read as needed).")
-  return pipeline == "stream"
+  return config.data.get("pipeline", "fixed") == "stream"
 
 
 def _load_data(config: ml_collections.ConfigDict):
