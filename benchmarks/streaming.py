@@ -8,8 +8,9 @@ edges and noise, so they compress like photos), then:
    batch 16, 96×96 HR patches, 200 steps) with data.pipeline "stream" and "fixed", each in its own
    process, and prints its peak resident memory (ru_maxrss from wait4, reader processes
    included), its wall time and the train step's patches/s (from the logged steps);
-2. reads the stream alone for --loader_batches batches and prints its patches/s beside the
-   train step's consumption (> 1: the loader keeps ahead of the step on this machine);
+2. reads the stream alone for --loader_batches batches, with one and with four patches per
+   decoded image, and prints its patches/s beside the train step's own consumption (the fixed
+   run's, where no reading competes for the cores; > 1: the loader keeps ahead);
 3. starts the streamed run again in a new workdir, kills it (SIGKILL) once its checkpoint at
    --kill_after has landed, resumes it, and prints the largest weight difference to the
    uninterrupted run of step 1.
@@ -99,18 +100,21 @@ def step_rate(workdir: pathlib.Path) -> float:
   return (last.step - first.step) / (last.wall_time - first.wall_time)
 
 
-def loader_rate(folder: pathlib.Path, batches: int) -> tuple[float, int]:
-  """(patches/s of the stream alone over `batches` batches after the first, threads)."""
+def loader_rate(folder: pathlib.Path, batches: int, patches_per_image: int) -> float:
+  """Patches/s of the stream alone (16-patch batches, `patches_per_image` from each decoded
+  image) over `batches` batches after the first."""
   from sfm_jax.data import streaming
 
   source = streaming.open_source(str(folder), "train", 3)
-  threads = streaming.default_threads()
-  stream = streaming.patch_stream(source, batch_size=16, patch_size=96, seed=0)
+  stream = streaming.patch_stream(source, batch_size=16, patch_size=96, seed=0,
+                                  patches_per_image=patches_per_image)
   next(stream)
   started = time.perf_counter()
   for _ in range(batches):
     next(stream)
-  return batches * 16 / (time.perf_counter() - started), threads
+  rate = batches * 16 / (time.perf_counter() - started)
+  stream.close()
+  return rate
 
 
 def killed_and_resumed(folder: pathlib.Path, steps: int, kill_after: int,
@@ -175,10 +179,16 @@ def main():
       print(f"{pipeline:<10}{result['peak_gib']:>8.2f} GiB{result['seconds']:>8.0f} s"
             f"{rates[pipeline]:>16.0f}", flush=True)
     if "stream" in rates:
-      patches, threads = loader_rate(folder, args.loader_batches)
-      print(f"\nloader alone: {patches:.0f} patches/s with {threads} threads, against the train "
-            f"step's {rates['stream']:.0f}: ratio {patches / rates['stream']:.2f} "
-            "(> 1: the loader keeps ahead)")
+      from sfm_jax.data.streaming import default_threads
+
+      # the step's own consumption: the fixed run's, where no reading shares the cores
+      step_alone = rates.get("fixed", rates["stream"])
+      print(f"\nloader alone ({default_threads()} threads), against the train step's "
+            f"{step_alone:.0f} patches/s without loading:")
+      for per_image in (1, 4):
+        patches = loader_rate(folder, args.loader_batches, per_image)
+        print(f"  data.stream.patches_per_image={per_image}: {patches:.0f} patches/s, ratio "
+              f"{patches / step_alone:.2f} (> 1: the loader keeps ahead)", flush=True)
       killed_and_resumed(folder, args.steps, args.kill_after, scratch / "killed")
       difference = largest_weight_difference(scratch / "killed" / "weights.msgpack",
                                              scratch / "stream" / "weights.msgpack")

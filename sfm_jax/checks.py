@@ -71,10 +71,12 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"data.pipeline={pipeline!r}; use 'fixed' (SFM's patch grid in memory) or "
                       "'stream' (random crops read as needed).")
   stream = config.data.get("stream")
-  if stream is not None and not (stream.threads >= 0 and stream.buffer > 0 and stream.workers >= 0):
+  if stream is not None and not (stream.threads >= 0 and stream.buffer > 0 and stream.workers >= 0
+                                 and stream.patches_per_image > 0):
     raise ConfigError(f"data.stream threads={stream.threads}, buffer={stream.buffer}, "
-                      f"workers={stream.workers}; use threads ≥ 0 (0: one per core), buffer > 0 "
-                      "and workers ≥ 0.")
+                      f"workers={stream.workers}, patches_per_image={stream.patches_per_image}; "
+                      "use threads ≥ 0 (0: one per core), buffer > 0, workers ≥ 0 and "
+                      "patches_per_image > 0.")
   for section in ("train", "eval"):
     dtype = config[section].get("compute_dtype", "float32")
     if dtype not in COMPUTE_DTYPES:
@@ -116,7 +118,8 @@ def check_writable_folder(path: str | pathlib.Path, what: str) -> pathlib.Path:
 # Fields added after runs were first recorded, with the value such a run had: a record without
 # them is read with these, so that a run started by an earlier version still resumes.
 ADDED_FIELDS = {"data.pipeline": "fixed", "data.stream.threads": 0, "data.stream.buffer": 32,
-                "data.stream.workers": 0, "data.stream.flips": True}
+                "data.stream.workers": 0, "data.stream.flips": True,
+                "data.stream.patches_per_image": 1}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

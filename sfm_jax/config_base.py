@@ -86,6 +86,7 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
       "threads": 0,  # reading threads (0: one per core, at most 16)
       "buffer": 32,  # batches read ahead (at least `threads`)
       "workers": 0,  # > 0: read in this many processes (grain mp_prefetch)
+      "patches_per_image": 1,  # > 1: that many patches from each decoded image
       "flips": True})  # random dihedral transform of each patch
 
   c.optim = ml_collections.ConfigDict()

@@ -81,11 +81,42 @@ def test_a_restored_stream_continues_with_the_same_batches(rng):
     np.testing.assert_array_equal(next(resumed), batch)
 
 
-@pytest.mark.parametrize("processes", [2, 4])
-def test_the_process_shares_make_up_the_global_batch_in_order(processes):
+def test_several_patches_per_image_come_from_one_image_each_epoch():
+  stream = streaming.patch_stream(constant_images(6), batch_size=4, patch_size=4, seed=0,
+                                  patches_per_image=2)
+  epoch = np.concatenate([next(stream) for _ in range(3)])[:, 0, 0, 0]  # 6 images × 2
+  assert sorted(epoch) == sorted(list(range(6)) * 2)
+  assert (epoch[0::2] == epoch[1::2]).all()  # consecutive pairs share their image
+
+
+def test_reader_processes_give_the_threads_batches_and_resume(rng):
+  images = streaming.InMemoryImages([rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+                                     for _ in range(7)])
+
+  def open_stream(workers):
+    return streaming.patch_stream(images, batch_size=4, patch_size=16, seed=2, workers=workers)
+
+  threads, processes = open_stream(0), open_stream(2)
+  for _ in range(3):
+    np.testing.assert_array_equal(next(processes), next(threads))
+  saved, expected = processes.get_state(), next(threads)
+  processes.close()
+  resumed = open_stream(2)
+  resumed.set_state(saved)
+  np.testing.assert_array_equal(next(resumed), expected)
+  for stream in (threads, resumed):
+    stream.close()
+
+
+@pytest.mark.parametrize("processes, per_image", [(2, 1), (4, 1), (2, 2)])
+def test_the_process_shares_make_up_the_global_batch_in_order(processes, per_image, rng):
+  images = streaming.InMemoryImages([rng.integers(0, 256, (20, 20, 1), dtype=np.uint8)
+                                     for _ in range(10)])
+
   def stream(index=0, count=1):
-    return streaming.patch_stream(constant_images(10), batch_size=8, patch_size=8, seed=1,
-                                  process_index=index, process_count=count)
+    return streaming.patch_stream(images, batch_size=8, patch_size=8, seed=1,
+                                  patches_per_image=per_image, process_index=index,
+                                  process_count=count)
 
   whole = stream()
   shares = [stream(p, processes) for p in range(processes)]
@@ -97,6 +128,10 @@ def test_a_batch_that_the_processes_cannot_share_is_refused():
   with pytest.raises(DataError, match="multiple of 3"):
     streaming.patch_stream(constant_images(4), batch_size=4, patch_size=8, seed=0,
                            process_count=3)
+  with pytest.raises(DataError, match="2 process\\(es\\) × 3 patches per image; use a "
+                                      "multiple of 6"):
+    streaming.patch_stream(constant_images(4), batch_size=8, patch_size=8, seed=0,
+                           process_count=2, patches_per_image=3)
 
 
 def test_tfds_streams_from_array_record_and_names_the_rebuild_for_tfrecord(tmp_path):

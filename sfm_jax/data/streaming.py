@@ -144,6 +144,23 @@ class RandomPatch(grain.transforms.RandomMap):
     return np.ascontiguousarray(patch)
 
 
+@dataclasses.dataclass(frozen=True)
+class RandomPatches(grain.transforms.RandomMap):
+  """uint8 (H, W, C) -> uint8 (count, size, size, C): `count` independent `crop`s of one image
+  (one decode for `count` patches)."""
+
+  crop: RandomPatch
+  count: int = 1
+
+  def random_map(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.stack([self.crop.random_map(image, rng) for _ in range(self.count)])
+
+
+def _flatten_batch(batch: np.ndarray) -> np.ndarray:
+  """(images, patches per image, P, P, C) -> (images · patches per image, P, P, C)."""
+  return batch.reshape(-1, *batch.shape[2:])
+
+
 def default_threads() -> int:
   """Reading threads when data.stream.threads is 0: one per core, at most 16."""
   return min(os.cpu_count() or 1, 16)
@@ -151,10 +168,12 @@ def default_threads() -> int:
 
 def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: int,
                  patch_size: int, seed: int, scales=(1.0,), flips: bool = True,
-                 threads: int = 0, buffer: int = 32, workers: int = 0,
-                 process_index: int = 0, process_count: int = 1) -> grain.DatasetIterator:
+                 patches_per_image: int = 1, threads: int = 0, buffer: int = 32,
+                 workers: int = 0, process_index: int = 0,
+                 process_count: int = 1) -> grain.DatasetIterator:
   """An endless iterator of this process's uint8 batches (batch_size / process_count,
-  patch_size, patch_size, C), one random patch per image of an epoch-wise shuffle.
+  patch_size, patch_size, C): `patches_per_image` random patches (consecutive in the batch) of
+  each image of an epoch-wise shuffle.
 
   Process p's batch at step s is part p of the global batch s: patches
   [s·B + p·B/P, s·B + (p + 1)·B/P) of the stream, so the global batch does not depend on P.
@@ -163,20 +182,35 @@ def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: in
   mp_prefetch). Host memory: about `threads` decoded images plus that many batches. The
   iterator's `get_state()`/`set_state()` (and grain.checkpoint) resume it exactly.
   """
-  if batch_size % process_count:
+  local_batch, remainder = divmod(batch_size, process_count * patches_per_image)
+  if remainder:
     raise DataError(f"train.batch_size={batch_size} is not divisible by the {process_count} "
-                    f"processes; use a multiple of {process_count}.")
+                    f"process(es) × {patches_per_image} patches per image; use a multiple of "
+                    f"{process_count * patches_per_image}.")
   threads = threads or default_threads()
-  patches = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
-             .random_map(RandomPatch(patch_size, tuple(scales), flips)))
-  local = patches.batch(batch_size // process_count)[process_index::process_count]
+  crop = RandomPatch(patch_size, tuple(scales), flips)
+  images = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+            .random_map(RandomPatches(crop, patches_per_image)))
+  # sliced after the crops, which depend on the global index
+  local = images.batch(local_batch)[process_index::process_count].map(_flatten_batch)
   options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(buffer, threads))
   stream = local.to_iter_dataset(options)
   if workers > 0:
+    _parse_absl_flags()
     stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return iter(stream)
 
 
-def steps_per_epoch(source: grain.sources.RandomAccessDataSource, batch_size: int) -> int:
+def _parse_absl_flags() -> None:
+  """grain's worker processes read absl flags: outside an absl program (train.py is one), take
+  their defaults."""
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def steps_per_epoch(source: grain.sources.RandomAccessDataSource, batch_size: int,
+                    patches_per_image: int = 1) -> int:
   """Steps that show every image once (at least 1): what data.pipeline "stream" calls an epoch."""
-  return max(len(source) // batch_size, 1)
+  return max(len(source) * patches_per_image // batch_size, 1)

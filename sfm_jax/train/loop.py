@@ -330,7 +330,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                       f"{jax.device_count()} devices; use a multiple of {jax.device_count()}.")
   stream = _stream(config, train_data) if _streaming(config) else None
   if stream:
-    steps_per_epoch = streaming.steps_per_epoch(train_data, batch_size)
+    steps_per_epoch = streaming.steps_per_epoch(train_data, batch_size,
+                                                config.data.stream.patches_per_image)
   else:
     batches = PatchBatches(train_data, batch_size, config.seed)
     steps_per_epoch = batches.steps_per_epoch
@@ -473,8 +474,8 @@ def _stream(config: ml_collections.ConfigDict, source) -> grain.DatasetIterator:
   return streaming.patch_stream(
       source, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
       seed=config.seed, scales=tuple(config.data.scales), flips=options.flips,
-      threads=options.threads, buffer=options.buffer, workers=options.workers,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      patches_per_image=options.patches_per_image, threads=options.threads,
+      buffer=options.buffer, workers=options.workers, process_index=jax.process_index(), process_count=jax.process_count())
 
 
 def _local(tree):
