@@ -475,7 +475,8 @@ def _stream(config: ml_collections.ConfigDict, source) -> grain.DatasetIterator:
       source, batch_size=config.train.batch_size, patch_size=config.data.patch_size,
       seed=config.seed, scales=tuple(config.data.scales), flips=options.flips,
       patches_per_image=options.patches_per_image, threads=options.threads,
-      buffer=options.buffer, workers=options.workers, process_index=jax.process_index(), process_count=jax.process_count())
+      buffer=options.buffer, workers=options.workers, process_index=jax.process_index(),
+      process_count=jax.process_count())
 
 
 def _local(tree):
