@@ -1,9 +1,12 @@
 """bfloat16 against float32 training: the quickstart's validation PSNR and the train step's time.
 
-Trains configs/quickstart.py (DnCNN 7×32 on the bundled photos, 400 steps) once with
-train.compute_dtype "float32" and once with "bfloat16" for each seed, validating both in float32
-(σ = 25 on camera, moon and clock), then times the two jitted train steps side by side
-(alternating blocks, `sfm_ops.blocked_medians`) at the quickstart's batch and at DnCNN-B's.
+Trains configs/quickstart.py (DnCNN 7×32 on the bundled photos, 400 steps) for each seed with
+train.compute_dtype "float32", with "bfloat16", and as a float32 control that only rounds in
+another order (the other train.cpu_kernels setting), validating all in float32 (σ = 25 on
+camera, moon and clock). A single short run is chaotic: any rounding change moves its final PSNR
+by tenths of a dB, so the control gives the size of that noise for bfloat16's gap to be read
+against. Then times the float32 and bfloat16 train steps side by side (alternating blocks,
+`sfm_ops.blocked_medians`) at the quickstart's batch and at DnCNN-B's.
 
   python benchmarks/precision.py [--seeds 0] [--steps 400] [--repeats 20]
                                  [--networks quickstart,dncnn_b]
@@ -16,12 +19,28 @@ import importlib.util
 import pathlib
 import tempfile
 
+import numpy as np
 from _machine import machine_line  # this folder is on sys.path when run as a script
 
 from sfm_jax import xla_cpu
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "bfloat16")
+
+
+ARMS = ("float32", "bfloat16", "control")
+
+
+def train_psnr(seed: int, steps: int, arm: str) -> float:
+  """The quickstart's final validation PSNR for `arm`: float32, bfloat16, or the float32 control
+  (the CPU kernels switched from what train.cpu_kernels="auto" picks)."""
+  from sfm_jax.train.loop import train_and_evaluate, use_cpu_kernels
+
+  config = quickstart(seed, steps, "bfloat16" if arm == "bfloat16" else "float32")
+  if arm == "control":
+    config.train.cpu_kernels = "off" if use_cpu_kernels(config) else "on"
+  with tempfile.TemporaryDirectory() as workdir:
+    return train_and_evaluate(config, workdir)["psnr"]
 
 
 def quickstart(seed: int, steps: int, dtype: str):
@@ -46,18 +65,24 @@ def main():
   from sfm_ops import blocked_medians
 
   from sfm_jax.config_base import denoising_config
-  from sfm_jax.train.loop import train_and_evaluate
 
   print(machine_line())
-  print(f"\nquickstart, {args.steps} steps; validation PSNR at σ=25 (float32 evaluation)")
-  print(f"{'seed':>5}{'float32':>10}{'bfloat16':>10}{'difference':>12}")
+  print(f"\nquickstart, {args.steps} steps; validation PSNR at σ=25 (float32 evaluation). "
+        "Control: float32 with the other CPU-kernel setting (train.cpu_kernels), the same "
+        "arithmetic rounded in another order")
+  print(f"{'seed':>5}{'float32':>10}{'bfloat16':>10}{'control':>10}{'bf16 − f32':>12}"
+        f"{'control − f32':>15}")
+  gaps = {"bfloat16": [], "control": []}
   for seed in (int(s) for s in args.seeds.split(",")):
-    psnr = {}
-    for dtype in DTYPES:
-      with tempfile.TemporaryDirectory() as workdir:
-        psnr[dtype] = train_and_evaluate(quickstart(seed, args.steps, dtype), workdir)["psnr"]
-    print(f"{seed:>5}{psnr['float32']:>7.2f} dB{psnr['bfloat16']:>7.2f} dB"
-          f"{psnr['bfloat16'] - psnr['float32']:>+9.2f} dB", flush=True)
+    psnr = {arm: train_psnr(seed, args.steps, arm) for arm in ARMS}
+    for arm in gaps:
+      gaps[arm].append(psnr[arm] - psnr["float32"])
+    print(f"{seed:>5}" + "".join(f"{psnr[arm]:>7.2f} dB" for arm in ARMS)
+          + f"{gaps['bfloat16'][-1]:>+9.2f} dB{gaps['control'][-1]:>+12.2f} dB", flush=True)
+  print(f"{'mean':>5}{'':>30}{np.mean(gaps['bfloat16']):>+9.2f} dB"
+        f"{np.mean(gaps['control']):>+12.2f} dB")
+  print(f"{'|gap|':>5}{'':>30}{np.mean(np.abs(gaps['bfloat16'])):>9.2f} dB"
+        f"{np.mean(np.abs(gaps['control'])):>12.2f} dB")
 
   print(f"\ntrain step, medians over {args.repeats} steps")
   print(f"{'network':<24}{'batch':>6}{'float32':>11}{'bfloat16':>11}{'bf16/f32':>10}")
