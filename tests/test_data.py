@@ -119,3 +119,25 @@ def test_image_smaller_than_a_patch_is_named():
     build_patches([("tiny.png", np.zeros((20, 30, 1), np.uint8))], 32, 16)
   with pytest.raises(DataError, match="only 1 training patches for a batch of 4"):
     PatchBatches(np.zeros((1, 4, 4, 1), np.uint8), 4)
+
+
+def test_a_tfds_pair_of_images_gives_its_target_the_clean_image():
+  """DIV2K's features are {"lr", "hr"} in that order, supervised ("lr", "hr"): training and
+  validation read "hr"; a dataset without an image pair gives its first image feature."""
+  import types
+
+  import tensorflow_datasets as tfds
+
+  from sfm_jax.data.images import tfds_image_key
+
+  image = tfds.features.Image
+  div2k = types.SimpleNamespace(features=tfds.features.FeaturesDict({"lr": image(), "hr": image()}),
+                                supervised_keys=("lr", "hr"))
+  assert tfds_image_key("div2k", div2k) == "hr"
+  assert tfds_image_key("div2k", div2k, image_key="lr") == "lr"
+  mnist = types.SimpleNamespace(features=tfds.features.FeaturesDict(
+      {"image": image(shape=(28, 28, 1)), "label": tfds.features.ClassLabel(num_classes=10)}),
+      supervised_keys=("image", "label"))
+  assert tfds_image_key("mnist", mnist) == "image"
+  unsupervised = types.SimpleNamespace(features=mnist.features, supervised_keys=None)
+  assert tfds_image_key("x", unsupervised) == "image"

@@ -118,12 +118,15 @@ def tfds_error(name: str, split: str, error: Exception) -> DataError:
                    "first with `tfds build`, or check the name.")
 
 
-def tfds_image_key(name: str, features, image_key: str | None = None) -> str:
-  """The image feature of a TFDS dataset: `image_key`, else the first image feature."""
+def tfds_image_key(name: str, info, image_key: str | None = None) -> str:
+  """The image feature of a TFDS dataset (`info`: its DatasetInfo): `image_key`; else the
+  target of its supervised pair when that is an image (DIV2K's ("lr", "hr") gives "hr", the
+  clean image of a restoration dataset); else its first image feature."""
   import tensorflow_datasets as tfds
 
-  keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
-  key = image_key or (keys[0] if keys else None)
+  keys = [k for k, f in info.features.items() if isinstance(f, tfds.features.Image)]
+  target = (info.supervised_keys or (None, None))[-1]
+  key = image_key or (target if target in keys else keys[0] if keys else None)
   if key is None:
     raise DataError(f"TFDS dataset {name!r} has no image feature; pick a dataset with one.")
   return key
@@ -139,7 +142,7 @@ def load_tfds(name: str, split: str, channels: int, data_dir: str | None = None,
                               try_gcs=False)
   except Exception as error:  # tfds raises many types for unknown or unprepared datasets
     raise tfds_error(name, split, error) from None
-  key = tfds_image_key(name, info.features, image_key)
+  key = tfds_image_key(name, info, image_key)
   return [(f"{name}[{i}]", to_channels(example[key], channels))
           for i, example in enumerate(tfds.as_numpy(dataset))]
 

@@ -80,7 +80,7 @@ class TfdsImages(grain.sources.RandomAccessDataSource):
                       "data.pipeline='fixed'.") from None
     except Exception as error:  # tfds raises many types for unknown or unprepared datasets
       raise tfds_error(name, split, error) from None
-    self.key = tfds_image_key(name, self.source.dataset_info.features)
+    self.key = tfds_image_key(name, self.source.dataset_info)
     self.channels = channels
 
   def __len__(self) -> int:
