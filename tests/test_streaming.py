@@ -243,3 +243,23 @@ def test_a_run_recorded_before_the_pipelines_existed_resumes_as_it_ran(tiny_fold
   forget_new_fields(tmp_path / "sr")
   with pytest.raises(ConfigError, match="data.pipeline: 'fixed' -> 'stream'"):
     train_and_evaluate(stream_config(tiny_folder, 4), str(tmp_path / "sr"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("small", r"image .*small.png is 20×60, smaller than the 24×24 training patch"),
+    ("corrupt", r"cannot read image .*corrupt.png .*remove or replace"),
+])
+def test_a_bad_image_met_while_streaming_stops_training_naming_it(bad, message, tiny_folder,
+                                                                 tmp_path):
+  folder = tmp_path / "images"
+  folder.mkdir()
+  for path in tiny_folder.iterdir():
+    (folder / path.name).write_bytes(path.read_bytes())
+  if bad == "small":
+    Image.fromarray(np.zeros((20, 60), np.uint8)).save(folder / "small.png")
+  else:
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+  config = stream_config(folder, 8)
+  config.data.val_source = str(tiny_folder)
+  with pytest.raises(DataError, match=message):
+    train_and_evaluate(config, str(tmp_path / "run"))

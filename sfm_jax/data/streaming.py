@@ -5,12 +5,13 @@ of them in host memory: DIV2K in RGB would take ~20 GB. The stream (`data.pipeli
 reads an image when a patch of it is needed, as BasicSR's paired-image datasets and the SR papers'
 loaders do: each element is one image of an epoch-wise shuffle, cropped at a random place and
 scale, turned by a random dihedral transform. Host memory is bounded by the settings
-(`data.stream`), not by the dataset: about `threads` decoded images plus `buffer` batches.
+(`data.stream`), not by the dataset: about `threads` decoded images plus max(buffer, threads)
+batches.
 
 The pipeline is a grain `MapDataset` (random access, so element i is a function of (seed, i)),
 iterated by grain's threads; its iterator state goes into each orbax checkpoint, so a resumed run
-reads the same batches as an uninterrupted one. With several processes, each one reads every
-part of each global batch of the same stream: the global batch of a step holds the same patches
+reads the same batches as an uninterrupted one. With several processes, each one reads its own
+part of every global batch of the same stream: the global batch of a step holds the same patches
 in the same order whatever the number of processes.
 """
 
@@ -36,17 +37,28 @@ from sfm_jax.data.patches import dihedral, resize_uint8
 from sfm_jax.errors import DataError
 
 
-class ImageFiles(grain.sources.RandomAccessDataSource):
-  """The images of a folder, each read when asked for: uint8 (H, W, channels)."""
+def check_side(image: np.ndarray, name: str, min_side: int) -> np.ndarray:
+  """`image` (H, W, C), or DataError naming it if a side is shorter than `min_side`."""
+  if min(image.shape[:2]) < min_side:
+    raise DataError(f"image {name} is {image.shape[0]}×{image.shape[1]}, smaller than the "
+                    f"{min_side}×{min_side} training patch; lower data.patch_size or remove it.")
+  return image
 
-  def __init__(self, folder: str | pathlib.Path, channels: int):
-    self.files, self.channels = [str(p) for p in folder_images(folder)], channels
+
+class ImageFiles(grain.sources.RandomAccessDataSource):
+  """The images of a folder, each read when asked for: uint8 (H, W, channels); DataError
+  naming the file if it cannot be read or has a side shorter than `min_side`."""
+
+  def __init__(self, folder: str | pathlib.Path, channels: int, min_side: int = 0):
+    self.files = [str(p) for p in folder_images(folder)]
+    self.channels, self.min_side = channels, min_side
 
   def __len__(self) -> int:
     return len(self.files)
 
   def __getitem__(self, index: int) -> np.ndarray:
-    return read_image(pathlib.Path(self.files[index]), self.channels)
+    path = pathlib.Path(self.files[index])
+    return check_side(read_image(path, self.channels), str(path), self.min_side)
 
   def __repr__(self) -> str:
     return f"ImageFiles({len(self.files)} files from {pathlib.Path(self.files[0]).parent})"
@@ -69,7 +81,8 @@ class TfdsImages(grain.sources.RandomAccessDataSource):
   """The image feature of a TFDS split stored as ArrayRecord (`tfds.data_source`), each
   example decoded when asked for: uint8 (H, W, channels)."""
 
-  def __init__(self, name: str, split: str, channels: int, data_dir: str | None = None):
+  def __init__(self, name: str, split: str, channels: int, data_dir: str | None = None,
+               min_side: int = 0):
     import tensorflow_datasets as tfds
 
     try:
@@ -81,13 +94,14 @@ class TfdsImages(grain.sources.RandomAccessDataSource):
     except Exception as error:  # tfds raises many types for unknown or unprepared datasets
       raise tfds_error(name, split, error) from None
     self.key = tfds_image_key(name, self.source.dataset_info)
-    self.channels = channels
+    self.name, self.channels, self.min_side = name, channels, min_side
 
   def __len__(self) -> int:
     return len(self.source)
 
   def __getitem__(self, index: int) -> np.ndarray:
-    return to_channels(self.source[index][self.key], self.channels)
+    image = to_channels(self.source[index][self.key], self.channels)
+    return check_side(image, f"{self.name}[{index}]", self.min_side)
 
 
 class FirstImages(grain.sources.RandomAccessDataSource):
@@ -104,17 +118,19 @@ class FirstImages(grain.sources.RandomAccessDataSource):
 
 
 def open_source(source: str, split: str, channels: int, data_dir: str | None = None,
-                max_images: int = -1) -> grain.sources.RandomAccessDataSource:
+                max_images: int = -1, min_side: int = 0) -> grain.sources.RandomAccessDataSource:
   """The random-access images of a source string ("builtin", "tfds:NAME[:SPLIT]", a folder),
-  the first `max_images` of them if > 0."""
+  the first `max_images` of them if > 0; an image with a side shorter than `min_side` is a
+  DataError that names it (when it is read)."""
   kind, location = parse_source(source, split)
   if kind == "builtin":
-    images = InMemoryImages([image for _, image in load_builtin(location, channels)])
+    images = InMemoryImages([check_side(image, name, min_side)
+                             for name, image in load_builtin(location, channels)])
   elif kind == "tfds":
     name, _, tfds_split = location.partition(":")
-    images = TfdsImages(name, tfds_split, channels, data_dir)
+    images = TfdsImages(name, tfds_split, channels, data_dir, min_side)
   else:
-    images = ImageFiles(location, channels)
+    images = ImageFiles(location, channels, min_side)
   return FirstImages(images, max_images) if max_images > 0 else images
 
 

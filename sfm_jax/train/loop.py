@@ -459,7 +459,8 @@ def _load_data(config: ml_collections.ConfigDict):
     val_images = val_images[:config.eval.max_val_images]
   if _streaming(config):
     return streaming.open_source(config.data.source, "train", channels, data_dir,
-                                 config.data.max_train_images), val_images
+                                 config.data.max_train_images,
+                                 min_side=config.data.patch_size), val_images
   train_images = load_source(config.data.source, "train", channels, data_dir)
   if config.data.max_train_images > 0:
     train_images = train_images[:config.data.max_train_images]
