@@ -13,8 +13,10 @@ from sfm_jax.data.images import load_source
 from sfm_jax.models import get_model, set_compute_dtype
 from sfm_jax.train.loop import build_task, initial_state, make_train_step, train_and_evaluate
 
-# The DCT denoiser's only convolutions are its frozen DCT transforms, which stay float32.
-SINGLE_NETWORK = sorted(set(CONFIGS) - {"dct_denoiser"}) + ["nmd"]
+# One config per network (the DCT denoiser's only convolutions are its frozen DCT transforms,
+# which stay float32).
+SINGLE_NETWORK = sorted({load_config(name).model.name: name
+                         for name in [*CONFIGS, "nmd"] if name != "dct_denoiser"}.values())
 WITH_CRITICS = ["esrgan_x4", "natsr_x4", "fca"]
 
 
