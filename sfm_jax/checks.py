@@ -12,14 +12,13 @@ import ml_collections
 from sfm_jax.errors import ConfigError
 from sfm_jax.models import COMPUTE_DTYPES
 
-# Fields that may change between a run and its resumption (run length, logging, evaluation, and
-# the learning rate: the remedy for a run that diverged); any other difference means the
-# workdir holds another experiment.
+# Fields that may change between a run and its resumption (run length, logging, evaluation,
+# kernels and precision, reading speed, and the learning rate: the remedy for a run that
+# diverged); any other difference means the workdir holds another experiment.
 RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.cpu_kernels",
-                     "train.compute_dtype",
-                     "train.require_improvement", "data.tfds_data_dir", "data.stream.threads",
-                     "data.stream.buffer", "optim.learning_rate",
+                     "train.compute_dtype", "train.require_improvement", "data.tfds_data_dir",
+                     "data.stream.threads", "data.stream.buffer", "optim.learning_rate",
                      "eval.")
 
 
