@@ -178,8 +178,10 @@ def _flatten_batch(batch: np.ndarray) -> np.ndarray:
 
 
 def default_threads() -> int:
-  """Reading threads when data.stream.threads is 0: one per core, at most 16."""
-  return min(os.cpu_count() or 1, 16)
+  """Reading threads when data.stream.threads is 0: one per core this process may use, at most
+  16."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return min(cores or 1, 16)
 
 
 def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: int,
@@ -198,7 +200,7 @@ def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: in
   mp_prefetch). Host memory: about `threads` decoded images plus that many batches. The
   iterator's `get_state()`/`set_state()` (and grain.checkpoint) resume it exactly.
   """
-  local_batch, remainder = divmod(batch_size, process_count * patches_per_image)
+  images_per_batch, remainder = divmod(batch_size, process_count * patches_per_image)
   if remainder:
     raise DataError(f"train.batch_size={batch_size} is not divisible by the {process_count} "
                     f"process(es) × {patches_per_image} patches per image; use a multiple of "
@@ -208,7 +210,7 @@ def patch_stream(source: grain.sources.RandomAccessDataSource, *, batch_size: in
   images = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
             .random_map(RandomPatches(crop, patches_per_image)))
   # sliced after the crops, which depend on the global index
-  local = images.batch(local_batch)[process_index::process_count].map(_flatten_batch)
+  local = images.batch(images_per_batch)[process_index::process_count].map(_flatten_batch)
   options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(buffer, threads))
   stream = local.to_iter_dataset(options)
   if workers > 0:
