@@ -37,7 +37,8 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
 
 
 def check_eval_settings(settings: ml_collections.ConfigDict) -> None:
-  """config.eval: noise levels and blur σ ≥ 0, tiles ≥ 0, a non-zero image count."""
+  """config.eval: noise levels and blur σ ≥ 0, tiles ≥ 0, a non-zero image count, a known
+  compute dtype."""
   for name in ("sigma", "sigmas", "blur_sigmas"):
     values = settings.get(name)
     values = () if values is None else values if isinstance(values, tuple | list) else (values,)
@@ -50,6 +51,13 @@ def check_eval_settings(settings: ml_collections.ConfigDict) -> None:
   if settings.get("max_val_images", -1) == 0:
     raise ConfigError("eval.max_val_images=0 leaves nothing to validate on; use -1 (all) or "
                       "a positive count.")
+  _check_compute_dtype(settings, "eval")
+
+
+def _check_compute_dtype(section: ml_collections.ConfigDict, name: str) -> None:
+  dtype = section.get("compute_dtype", "float32")
+  if dtype not in COMPUTE_DTYPES:
+    raise ConfigError(f"{name}.compute_dtype={dtype!r}; use 'float32' or 'bfloat16'.")
 
 
 def check_training_config(config: ml_collections.ConfigDict) -> None:
@@ -76,10 +84,7 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
                       f"workers={stream.workers}, patches_per_image={stream.patches_per_image}; "
                       "use threads ≥ 0 (0: one per core), buffer > 0, workers ≥ 0 and "
                       "patches_per_image > 0.")
-  for section in ("train", "eval"):
-    dtype = config[section].get("compute_dtype", "float32")
-    if dtype not in COMPUTE_DTYPES:
-      raise ConfigError(f"{section}.compute_dtype={dtype!r}; use 'float32' or 'bfloat16'.")
+  _check_compute_dtype(config.train, "train")
   lr = config.optim.learning_rate
   if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
     raise ConfigError(f"optim.learning_rate={lr}; it must be a finite number ≥ 0.")

@@ -34,7 +34,7 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
             "self_ensemble": False,  # eval.py: average the ×8 dihedral outputs
             "tile": 0,  # > 0: tiled inference with tiles of this size (LR pixels for SR)
             "tile_overlap": 32,  # context pixels around each tile
-            "compute_dtype": "float32"}  # validation during training; "bfloat16" if asked
+            "compute_dtype": "float32"}  # validation and eval.py; "bfloat16" if asked
   if kind == "shared":
     return ml_collections.ConfigDict(shared)
   if kind == "denoise":

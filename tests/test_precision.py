@@ -96,3 +96,30 @@ def test_bfloat16_training_follows_float32(tiny_folder, tmp_path):
   np.testing.assert_allclose([l for _, l in half["losses"]], [l for _, l in full["losses"]],
                              rtol=0.05)
   assert abs(half["psnr"] - full["psnr"]) < 0.1  # validation runs in float32 for both
+
+
+def test_eval_runs_in_bfloat16_only_when_asked(tiny_folder, tmp_path):
+  """eval.py's --config.eval.compute_dtype: float32 by default, bf16 when asked (PSNR within
+  rounding of float32, not equal to it)."""
+  import ml_collections
+
+  from sfm_jax import eval_config
+  from sfm_jax.evaluation.runs import evaluate
+  from sfm_jax.weights import save_weights
+
+  kwargs = {"channels": 1, "num_layers": 3, "features": 8}
+  save_weights(tmp_path / "w.msgpack", get_model("dncnn", **kwargs), "dncnn", kwargs)
+
+  def psnr(overrides):
+    config = eval_config.get_config()
+    config.eval.sigmas = (25,)
+    for key, value in overrides.items():
+      config.eval[key.removeprefix("eval.")] = value
+    summary = evaluate(ml_collections.ConfigDict(config), given_config=False,
+                       overrides={"eval.sigmas": (25,), **overrides},
+                       weights=str(tmp_path / "w.msgpack"), dataset=str(tiny_folder),
+                       output=tmp_path / str(len(overrides)))
+    return next(iter(summary.values()))["psnr"]  # the one σ
+
+  full, half = psnr({}), psnr({"eval.compute_dtype": "bfloat16"})
+  assert full != half and abs(full - half) < 0.1

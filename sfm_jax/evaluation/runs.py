@@ -17,7 +17,7 @@ from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.evaluation import denoise, ikc, pictures, sr
 from sfm_jax.inference import make_apply, make_upscaler
-from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, size_multiple
+from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, set_compute_dtype, size_multiple
 from sfm_jax.tasks.fca import FCATask, plot_frequency_density, write_adapted_pairs
 from sfm_jax.tasks.ikc import gaussian_codes
 from sfm_jax.weights import load_weights, weights_metadata
@@ -169,6 +169,7 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
                                                       weights)
   settings = _settings(config, given_config, overrides, metadata)
   check_eval_settings(settings)
+  set_compute_dtype(model, settings.get("compute_dtype", "float32"))
   protocol = _protocol(task, config, given_config, metadata, name)
   channels = kwargs.get("channels", 1 if protocol == "denoise" else 3)
   images = load_source(dataset, "val", channels)
