@@ -57,5 +57,5 @@ def test_the_precision_benchmark_compares_both_dtypes():
   psnr = rows(output, "    0")  # seed 0: three PSNRs and two gaps
   assert len(psnr) == 1 and psnr[0].count("dB") == 5
   assert all(float(v) > 15 for v in psnr[0][1:6:2])
-  step = rows(output, "quickstart")
+  step = rows(output, "quickstart DnCNN")
   assert len(step) == 1 and float(step[0][-1]) > 0
