@@ -80,7 +80,7 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   c.data.max_train_images = -1  # -1: all
   # "fixed": SFM's patch grid (patch_size, stride, scales, aug_copies), cut once and held in
   # memory; "stream": a random crop (patch_size, one of scales, random dihedral) of a freshly
-  # read image per patch, host memory bounded by data.stream (docs/data.md)
+  # read image per patch, host memory bounded by data.stream (docs/recipes.md, "Data")
   c.data.pipeline = "fixed"
   c.data.stream = ml_collections.ConfigDict({
       "threads": 0,  # reading threads (0: one per core, at most 16)
@@ -113,8 +113,8 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   c.train.keep_checkpoints = 3
   c.train.ema_decay = 0.0  # > 0 keeps an exponential moving average of the weights
   c.train.cpu_kernels = "auto"  # CPU training kernels: "auto" (on a CPU), "on", "off"
-  # "bfloat16": convolutions and dense layers in bf16; weights, optimizer, normalisation and
-  # loss stay float32 (docs/recipes.md, "Mixed precision")
+  # "bfloat16": the trained networks' convolutions in bf16; weights, optimizer, normalisation,
+  # dense layers and losses stay float32 (docs/recipes.md, "Mixed precision")
   c.train.compute_dtype = "float32"
   c.train.require_improvement = True  # no weights file if the model ends below its input
   c.eval = eval_fields("shared")

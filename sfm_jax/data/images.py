@@ -112,7 +112,8 @@ def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np
 
 
 def tfds_error(name: str, split: str, error: Exception) -> DataError:
-  # the first line only: for an unknown name, tfds goes on to list every dataset it knows
+  """The DataError for a TFDS dataset that cannot be opened, with the first line of `error`
+  (for an unknown name, tfds goes on to list every dataset it knows)."""
   reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
   return DataError(f"cannot load TFDS dataset {name!r} split {split!r} ({reason}); build it "
                    "first with `tfds build`, or check the name.")
