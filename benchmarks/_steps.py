@@ -1,4 +1,4 @@
-"""The trainer's own jitted train step of a config, as a closure that benchmarks can time."""
+"""The trainer's own jitted train step of a config, as benchmarks time it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 from flax import nnx
 
 
-def train_step_closure(config, cpu_kernels: bool | None = None):
-  """(a closure running one train step of `config` on a fixed random uint8 batch, the step's
-  FLOPs by XLA's count or None). The step is `train.loop.make_train_step`, jitted with the
-  state donated, as `train.py` runs it; `cpu_kernels` defaults to the loop's choice."""
+def jitted_train_step(config, cpu_kernels: bool | None = None, out_shardings=None):
+  """(step, initial state, frozen inputs) of `config`: `train.loop.make_train_step` jitted with
+  the state donated, as `train.py` runs it; `cpu_kernels` defaults to the loop's choice."""
   from sfm_jax.train.loop import build_task, initial_state, make_train_step, use_cpu_kernels
 
   task = build_task(config)
@@ -19,18 +18,24 @@ def train_step_closure(config, cpu_kernels: bool | None = None):
   setup = initial_state(config, task, cpu_kernels=kernels)
   frozen_def, frozen_networks = nnx.split(task.frozen_networks())
   step = jax.jit(make_train_step(setup.defs, frozen_def, task, 0.0, config.seed),
-                 donate_argnums=0)
+                 donate_argnums=0, out_shardings=out_shardings)
+  return step, setup.state, {"networks": frozen_networks, "constants": {}}
+
+
+def train_step_closure(config, cpu_kernels: bool | None = None, count_flops: bool = True):
+  """(a closure running one train step of `config` on a fixed random uint8 batch, the step's
+  FLOPs by XLA's count, or None when unknown or not `count_flops`)."""
+  step, state, frozen = jitted_train_step(config, cpu_kernels)
   size, batch = config.data.patch_size, config.train.batch_size
   patches = jnp.asarray(np.random.default_rng(0).integers(
       0, 256, (batch, size, size, config.data.channels)), jnp.uint8)
-  frozen = {"networks": frozen_networks, "constants": {}}
-  holder = {"state": setup.state, "step": 0}
-  flops = compiled_flops(step, holder["state"], patches, jnp.int32(0), frozen)
+  holder = {"state": state, "step": 0}
+  flops = compiled_flops(step, state, patches, jnp.int32(0), frozen) if count_flops else None
 
   def run():
     holder["state"], metrics = step(holder["state"], patches, jnp.int32(holder["step"]), frozen)
     holder["step"] += 1
-    jax.block_until_ready(metrics["loss"])
+    return jax.block_until_ready(metrics["loss"])
 
   return run, flops
 

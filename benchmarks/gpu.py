@@ -13,8 +13,8 @@ Model FLOP utilisation (MFU) is XLA's count of the step's floating-point operati
 over the device's dense peak (TF32 for float32, bf16 for bfloat16; printed as "–" for a device
 not in PEAK_FLOPS, a CPU among them). Every line names the device. Times are medians of
 alternating blocks (`sfm_ops.blocked_medians`), compilation excluded; the last line gives the
-total time, which is meant to stay under 8 minutes on one H100 (not yet measured there: no GPU
-was at hand when it was written). `--smoke` runs tiny versions of every case in about 30 s on a
+total time, sized for a few minutes on one H100 (not yet measured there: no GPU was at hand
+when it was written). `--smoke` runs tiny versions of every case in about 30 s on a
 CPU; the test suite does, so the script cannot rot while no GPU is at hand.
 
   python benchmarks/gpu.py [--smoke] [--repeats 30] [--cases train,infer]

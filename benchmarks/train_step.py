@@ -17,12 +17,8 @@ import os
 import pathlib
 import sys
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
 from _machine import machine_line  # this folder is on sys.path when run as a script
-from flax import nnx
+from _steps import jitted_train_step, train_step_closure
 from sfm_ops import blocked_medians  # this folder is on sys.path when run as a script
 
 from sfm_jax import xla_cpu
@@ -57,37 +53,28 @@ def torch_step_fn(batch: int, size: int = 64, freeze_conv_weights: bool = False)
   return step
 
 
-def dncnn_train_step(batch: int, sfm_rate: float = 0.0, out_shardings=None):
-  """The trainer's own jitted DnCNN-B step (SFM as released, targeted 0.85/0.15, at `sfm_rate`)
-  and its initial arguments: returns (step_fn, state, frozen_state)."""
+def dncnn_config(batch: int, size: int = 64, sfm_rate: float = 0.0):
+  """DnCNN-B in SFM's denoising recipe at `batch` × size² (SFM as released, targeted 0.85/0.15,
+  at `sfm_rate`)."""
   from sfm_jax.config_base import denoising_config
-  from sfm_jax.tasks.denoise import DenoiseTask
-  from sfm_jax.train.loop import initial_state, make_train_step
 
   config = denoising_config()
-  config.train.batch_size = batch
-  task = DenoiseTask(sfm_rate=sfm_rate)
-  setup = initial_state(ml_collections.FrozenConfigDict(config), task, cpu_kernels=True)
-  defs, state = setup.defs, setup.state
-  frozen_def, frozen_networks = nnx.split({})
-  step = make_train_step(defs, frozen_def, task, 0.0, 0)
-  frozen = {"networks": frozen_networks, "constants": {}}
-  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings), state, frozen
+  config.train.batch_size, config.data.patch_size = batch, size
+  config.task.sfm_rate = sfm_rate
+  return config
+
+
+def dncnn_train_step(batch: int, sfm_rate: float = 0.0, out_shardings=None):
+  """The trainer's own jitted DnCNN-B step with the CPU kernels, and its initial arguments:
+  returns (step_fn, state, frozen_state)."""
+  return jitted_train_step(dncnn_config(batch, sfm_rate=sfm_rate), cpu_kernels=True,
+                           out_shardings=out_shardings)
 
 
 def jax_step_fn(batch: int, size: int = 64, sfm_rate: float = 0.0):
   """A closure running one sfm-jax DnCNN-B train step (`dncnn_train_step`)."""
-  step_fn, state, frozen_state = dncnn_train_step(batch, sfm_rate)
-  patches = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, 1)),
-                        jnp.uint8)
-  holder = {"state": state, "step": 0}
-
-  def step():
-    holder["state"], metrics = step_fn(holder["state"], patches, jnp.int32(holder["step"]),
-                                       frozen_state)
-    holder["step"] += 1
-    return jax.block_until_ready(metrics["loss"])
-
+  step, _ = train_step_closure(dncnn_config(batch, size, sfm_rate), cpu_kernels=True,
+                               count_flops=False)
   return step
 
 
