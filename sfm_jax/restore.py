@@ -16,8 +16,9 @@ Outputs keep the input's size (times the scale), gray/colour mode, alpha channel
 for SR upscaled bicubic) and bit depth (8 or 16), are stood upright by the EXIF orientation, and
 are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
 output is kept unless --overwrite. Images larger than --max_pixels (output pixels) are processed
-in tiles of --tile input pixels with --tile_overlap pixels of context (exact when the overlap
-covers the model's receptive field: DnCNN-B's radius is 20 pixels, MemNet's about 80). Files
+in tiles of --tile input pixels with the model's receptive field as context (from its card:
+DnCNN-B 17 pixels, MemNet 50), so tiles give the whole-image output (within float rounding;
+RIDNet's and RCAN's channel attention pools over the whole input, so theirs is close). Files
 that cannot be read or restored are listed at the end; the exit status is then 1.
 """
 
@@ -38,9 +39,9 @@ from sfm_jax.data.images import IMAGE_SUFFIXES, image_files
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.inference import make_apply, restore_image
-from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, TAKES_NOISE_LEVEL, size_multiple
+from sfm_jax.models import REGISTRY, ModelCard, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
-from sfm_jax.weights import load_weights
+from sfm_jax.weights import load_model
 
 FORMATS = {"png": ".png", "tiff": ".tif"}
 
@@ -51,7 +52,7 @@ class Options:
   sigma: float | None = None  # noise σ on the 0–255 scale for FFDNet / DCT denoiser; None: estimate
   color: str = "per_channel"  # gray model on colour images: "per_channel" or "luma"
   tile: int = 512  # tile size in input pixels when tiling
-  tile_overlap: int = 32
+  tile_overlap: int | None = None  # context pixels per tile; None: the model's receptive field
   max_pixels: int = 4096 * 4096  # output pixels above which images are tiled (0: never)
   force_tile: bool = False
   self_ensemble: bool = False
@@ -59,44 +60,43 @@ class Options:
 
 @dataclasses.dataclass(frozen=True)
 class Restorer:
-  """A loaded model and what it needs: apply(x (1, H, W, C), level (1,)) -> (1, s·H, s·W, C)."""
-  name: str
+  """A loaded model and its card: apply(x (1, H, W, C), level (1,)) -> (1, s·H, s·W, C)."""
+  card: ModelCard
   apply: object
-  channels: int
-  scale: int
-  multiple: int
-  takes_sigma: bool
 
   @classmethod
   def load(cls, weights: str) -> Restorer:
-    model, name, kwargs = load_weights(pretrained.resolve(weights))
-    if name not in DENOISERS | SUPER_RESOLVERS or name == "sftmd":
-      raise DataError(f"{weights} holds a {name!r} model; restore runs denoisers "
-                      f"({', '.join(sorted(DENOISERS))}) and super-resolvers "
-                      f"({', '.join(sorted(SUPER_RESOLVERS - {'sftmd'}))}).")
+    model, card, _ = load_model(pretrained.resolve(weights))
+    if not card.restores_images:
+      raise DataError(f"{weights} holds a {card.name!r} model ({card.role.replace('_', ' ')}"
+                      f"{', which needs a kernel code' if card.takes_kernel_code else ''}); "
+                      "restore runs denoisers and super-resolvers: "
+                      f"{', '.join(sorted(_restorable()))}.")
     apply = make_apply(model)
-    if name in SUPER_RESOLVERS:  # no noise-level input
-      return cls(name, lambda x, level: apply(x), int(kwargs.get("channels", 1)),
-                 int(kwargs.get("scale", 4)), size_multiple(model), False)
-    return cls(name, apply, int(kwargs.get("channels", 1)), 1, size_multiple(model),
-               name in TAKES_NOISE_LEVEL)
+    if card.role == "super_resolver":  # no noise-level input
+      return cls(card, lambda x, level: apply(x))
+    return cls(card, apply)
+
+
+def _restorable() -> list[str]:
+  return [name for name in REGISTRY if model_card(name).restores_images]
 
 
 def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[Photo, str]:
   """The restored photo (same mode and bit depth, s× the size) and a note (the σ used)."""
   pixels, note = photo.pixels, ""
-  planes, rebuild = _model_planes(pixels, restorer.channels, options.color)
+  planes, rebuild = _model_planes(pixels, restorer.card.channels, options.color)
   sigma = options.sigma
-  if restorer.takes_sigma and sigma is None:  # of what the model sees (with luma: Y's noise)
+  if restorer.card.takes_noise_level and sigma is None:  # of what the model sees (luma: Y's)
     sigma = estimate_noise_sigma(np.concatenate(planes, axis=-1))
     note = f"σ estimated {sigma:.1f}"
-  tile = _tile_size(pixels.shape[:2], restorer.scale, options)
+  tile = _tile_size(pixels.shape[:2], restorer.card.scale, options)
   outputs = [_run(restorer, plane, (sigma or 0.0) / 255.0, tile, options) for plane in planes]
-  restored = np.clip(rebuild(outputs, restorer.scale), 0.0, 1.0)
+  restored = np.clip(rebuild(outputs, restorer.card.scale), 0.0, 1.0)
   alpha = photo.alpha
-  if alpha is not None and restorer.scale > 1:
+  if alpha is not None and restorer.card.scale > 1:
     alpha = np.clip(np.asarray(ops.imresize(jnp.asarray(alpha)[:, :, None],
-                                            scale=restorer.scale))[:, :, 0], 0.0, 1.0)
+                                            scale=restorer.card.scale))[:, :, 0], 0.0, 1.0)
   if tile:
     note = ", ".join(filter(None, [note, f"tiles of {tile} px"]))
   return Photo(restored.astype(np.float32), alpha, photo.bit_depth), note
@@ -132,8 +132,10 @@ def _tile_size(shape: tuple[int, int], scale: int, options: Options) -> int:
 def _run(restorer: Restorer, plane: np.ndarray, level: float, tile: int,
          options: Options) -> np.ndarray:
   """The model on one (H, W, C) plane -> (s·H, s·W, C) float32."""
-  return restore_image(restorer.apply, plane, level, multiple=restorer.multiple, tile=tile,
-                       tile_overlap=options.tile_overlap, self_ensemble=options.self_ensemble)
+  card = restorer.card
+  overlap = card.receptive_field if options.tile_overlap is None else options.tile_overlap
+  return restore_image(restorer.apply, plane, level, multiple=card.size_multiple, tile=tile,
+                       tile_overlap=overlap, self_ensemble=options.self_ensemble)
 
 
 def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str
@@ -195,9 +197,9 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
 
 def _describe(source, target, photo: Photo, restorer: Restorer, options: Options) -> str:
   h, w = photo.pixels.shape[:2]
-  tile = _tile_size((h, w), restorer.scale, options)
+  tile = _tile_size((h, w), restorer.card.scale, options)
   return (f"{source.name} ({w}×{h} {photo.mode} {photo.bit_depth}-bit) -> {target} "
-          f"({w * restorer.scale}×{h * restorer.scale}, "
+          f"({w * restorer.card.scale}×{h * restorer.card.scale}, "
           + (f"tiles of {tile} px" if tile else "whole image") + ")")
 
 
@@ -218,7 +220,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--format", choices=sorted(FORMATS), default="png")
   parser.add_argument("--tile", type=int, default=0, help="Force tiling with this tile size "
                       "(input pixels); default: tiles of 512 above --max_pixels.")
-  parser.add_argument("--tile_overlap", type=int, default=32, help="Context pixels per tile.")
+  parser.add_argument("--tile_overlap", type=int, help="Context pixels per tile (default: the "
+                      "model's receptive field, from its card: tiles then equal the whole image).")
   parser.add_argument("--max_pixels", type=int, default=Options.max_pixels,
                       help="Output pixels above which an image is tiled (0: never).")
   parser.add_argument("--self_ensemble", action="store_true", help="Mean of the ×8 flips and "
@@ -231,7 +234,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
   if args.sigma is not None and not 0 <= args.sigma <= 255:
     raise DataError(f"--sigma {args.sigma}: give the noise level on the 0–255 scale.")
-  if args.tile < 0 or args.tile_overlap < 0 or args.max_pixels < 0:
+  if args.tile < 0 or (args.tile_overlap or 0) < 0 or args.max_pixels < 0:
     raise DataError("--tile, --tile_overlap and --max_pixels must be >= 0.")
   return Options(sigma=args.sigma, color=args.color, tile=args.tile or Options.tile,
                  tile_overlap=args.tile_overlap, max_pixels=args.max_pixels,
@@ -247,8 +250,8 @@ def main(argv=None) -> int:
       raise DataError(f"--output {output} is a file; give a folder.")
     pairs = plan_outputs(find_inputs(args.input), output, FORMATS[args.format])
     restorer = Restorer.load(args.weights)
-    if restorer.takes_sigma is False and args.sigma is not None:
-      print(f"note: {restorer.name} is blind; --sigma is ignored.")
+    if not restorer.card.takes_noise_level and args.sigma is not None:
+      print(f"note: {restorer.card.name} is blind; --sigma is ignored.")
     failures = restore_all(restorer, pairs, options, args.overwrite, args.dry_run)
   except (DataError, ValueError, ImportError, FileNotFoundError) as error:
     print(f"error: {error}", file=sys.stderr)

@@ -1,5 +1,6 @@
-"""Single-file model weights: the architecture (registry name + constructor arguments) and the
-model state (parameters and BatchNorm statistics) in one msgpack file.
+"""Single-file model weights: the architecture (registry name + constructor arguments), the
+model's card (`models.ModelCard`: role, channels, scale, protocol, ...) and the model state
+(parameters and BatchNorm statistics) in one msgpack file.
 
 `train.py` writes `WORKDIR/weights.msgpack` at the end of training, `python -m sfm_jax.convert`
 writes the same format from PyTorch checkpoints, and `eval.py --weights FILE` reads it.
@@ -7,6 +8,7 @@ writes the same format from PyTorch checkpoints, and `eval.py --weights FILE` re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -15,16 +17,18 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from sfm_jax.models import get_model
+from sfm_jax.models import ModelCard, get_model, model_card
 
 
 def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict,
                  metadata: dict | None = None):
-  """Writes `model`'s state and how to rebuild it to `path` (atomically). `metadata` (plain
-  values) travels with it, e.g. {"task": config.task.kind, "eval": config.eval}: `eval.py
-  --weights` reads its evaluation settings from there."""
+  """Writes `model`'s state, how to rebuild it and its card to `path` (atomically). `metadata`
+  (plain values) travels with it, e.g. {"task": config.task.kind, "eval": config.eval}:
+  `eval.py --weights` reads its evaluation settings from there."""
   state = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
-  payload = {"format": "sfm-jax-weights/1", "model": {"name": name, "kwargs": dict(kwargs)},
+  card = model_card(name, dict(kwargs))
+  payload = {"format": "sfm-jax-weights/1",
+             "model": {"name": name, "kwargs": dict(kwargs), "card": card.to_dict()},
              "metadata": _plain(metadata or {}), "state": state}
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,16 +45,42 @@ def write_atomically(path: pathlib.Path, data: bytes) -> None:
 
 def load_weights(path: str | pathlib.Path) -> tuple[nnx.Module, str, dict]:
   """Rebuilds the model stored in `path`; returns (model, name, kwargs)."""
+  model, card, stored = load_model(path)
+  return model, card.name, stored.kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredModel:
+  """What a weights file says besides the state: the registry name, the constructor arguments,
+  the card and the metadata ({} for files written without any)."""
+  name: str
+  kwargs: dict
+  card: ModelCard
+  metadata: dict
+
+
+def load_model(path: str | pathlib.Path) -> tuple[nnx.Module, ModelCard, StoredModel]:
+  """(the model stored in `path` with its weights, its card, what the file says). A file
+  written before cards were saved gets the card of its name and arguments."""
   payload = _read(path)
-  name, kwargs = payload["model"]["name"], dict(payload["model"]["kwargs"])
-  model = get_model(name, **kwargs)
+  stored = _stored(payload)
+  model = get_model(stored.name, module=stored.card.module, **stored.kwargs)
   load_state_into(model, payload["state"], str(path))
-  return model, name, kwargs
+  return model, stored.card, stored
 
 
-def weights_metadata(path: str | pathlib.Path) -> dict:
-  """The metadata saved with the weights in `path` ({} for files written without any)."""
-  return dict(_read(path).get("metadata", {}))
+def read_stored(path: str | pathlib.Path) -> StoredModel:
+  """What the weights file `path` says about its model, without building it."""
+  return _stored(_read(path))
+
+
+def _stored(payload: dict) -> StoredModel:
+  model = payload["model"]
+  name, kwargs = model["name"], dict(model["kwargs"])
+  saved = model.get("card")
+  card = (ModelCard.from_dict(saved) if saved
+          else model_card(name, kwargs))
+  return StoredModel(name, kwargs, card, dict(payload.get("metadata", {})))
 
 
 def _read(path: str | pathlib.Path) -> dict:

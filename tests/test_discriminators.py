@@ -238,13 +238,10 @@ def test_nmd_logits_and_size_check():
 
 @pytest.mark.slow
 def test_convert_checkpoint_builds_the_registered_discriminator(tmp_path):
-  """End to end through `convert_checkpoint` once the registry names exist."""
+  """End to end through `convert_checkpoint` under the registry name."""
   torch = pytest.importorskip("torch")
   from sfm_jax.convert import convert_checkpoint
-  from sfm_jax.models import MODELS
 
-  if "vgg_discriminator" not in MODELS:
-    pytest.skip("vgg_discriminator is not registered in sfm_jax.models.MODELS yet")
   torch.manual_seed(0)
   net = _torch_vgg_discriminator(torch, 1, 2)
   torch.save(net.state_dict(), tmp_path / "d.pth", _use_new_zipfile_serialization=False)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from test_train import TINY
 
-from sfm_jax.models import MODELS, get_model
+from sfm_jax.models import REGISTRY, get_model
 
 # Tiny constructor arguments: test_train's (the training configs' models), and here those of
 # the critics, feature extractors and kernel modules.
@@ -34,7 +34,7 @@ SHAPES = {
 
 
 def test_every_registered_model_has_a_tiny_version():
-  assert set(SHAPES) == set(MODELS) and set(KWARGS) >= set(MODELS)
+  assert set(SHAPES) == set(REGISTRY) and set(KWARGS) >= set(REGISTRY)
 
 
 def inputs(shapes, seed=0):

@@ -25,7 +25,7 @@ from sfm_jax.errors import DataError
 from sfm_jax.eval_config import get_config
 from sfm_jax.evaluation import pictures
 from sfm_jax.evaluation.runs import run_denoise, run_sr
-from sfm_jax.models import get_model
+from sfm_jax.models import get_model, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.restore import Options, Restorer, main, restore_photo
 from sfm_jax.train.loop import build_model
@@ -360,8 +360,9 @@ def test_psnr_vs_sigma_plot_and_strips(tmp_path, tiny_folder):
   settings.sigmas = (15.0, 50.0)
   model = get_model("dct_denoiser", patch=4, ratio=0.0)
   images = load_folder(tiny_folder, channels=1)
-  run_denoise(model, "dct", "identity", settings, images, "tiny", tmp_path / "a")
-  run_denoise(model, "dct", "identity", settings, images, "tiny", tmp_path / "b",
+  card = model_card("dct_denoiser", {"patch": 4})
+  run_denoise(model, card, "identity", settings, images, "tiny", tmp_path / "a")
+  run_denoise(model, card, "identity", settings, images, "tiny", tmp_path / "b",
               save_images=True, compare=(str(tmp_path / "a"),))
   assert (tmp_path / "b" / "psnr_vs_sigma.png").stat().st_size > 10_000
   strips = sorted((tmp_path / "b" / "strips").glob("*.png"))

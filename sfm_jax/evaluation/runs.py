@@ -17,10 +17,10 @@ from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.evaluation import denoise, ikc, pictures, sr
 from sfm_jax.inference import make_apply, make_upscaler
-from sfm_jax.models import DENOISERS, SUPER_RESOLVERS, set_compute_dtype, size_multiple
+from sfm_jax.models import model_card, set_compute_dtype
 from sfm_jax.tasks.fca import FCATask, plot_frequency_density, write_adapted_pairs
 from sfm_jax.tasks.ikc import gaussian_codes
-from sfm_jax.weights import load_weights, weights_metadata
+from sfm_jax.weights import load_model, load_weights
 
 
 def _print_report(source: str, dataset: str, images, table: str, output: pathlib.Path):
@@ -29,20 +29,20 @@ def _print_report(source: str, dataset: str, images, table: str, output: pathlib
   print(f"Per-image results: {output / 'results.csv'}")
 
 
-def run_denoise(model, name: str, source: str, settings, images, dataset: str,
+def run_denoise(model, card, source: str, settings, images, dataset: str,
                 output: pathlib.Path, save_images: bool = False,
                 compare: tuple[str, ...] = ()) -> dict:
   """The denoising protocol of `settings` (eval.sigmas, clip_noisy, noise_seed, …), and
   OUT/psnr_vs_sigma.png: the models of the `compare` folders (earlier eval.py outputs) and
   this one, with their differences to the first of them."""
   protocol = denoise.Protocol.from_config(settings)
-  rows = denoise.evaluate_images(make_apply(model), images, protocol, size_multiple(model),
+  rows = denoise.evaluate_images(make_apply(model), images, protocol, card.size_multiple,
                                  output / "images" if save_images else None, progress=True)
   summary = denoise.summarize(rows)
   denoise.write_reports(output, rows, summary, protocol)
   _print_report(source, dataset, images, denoise.format_table(summary, protocol), output)
   curves = {_label(folder): _psnr_by_sigma(folder) for folder in map(pathlib.Path, compare)}
-  curves[_label(output, name)] = {s: m["psnr"] for s, m in summary.items()}
+  curves[_label(output, card.name)] = {s: m["psnr"] for s, m in summary.items()}
   pictures.plot_psnr_vs_sigma(curves, output / "psnr_vs_sigma.png")
   print(f"PSNR against σ: {output / 'psnr_vs_sigma.png'}")
   return summary
@@ -136,11 +136,6 @@ def run_fca(model, source: str, images, output: pathlib.Path, factor: int) -> di
   return report
 
 
-# config.task.kind -> the protocol that scores its model.
-PROTOCOL_OF_TASK = {"supervised": "denoise", "n2n": "denoise", "n2s": "denoise", "sr": "sr",
-                    "gan_sr": "sr", "ikc": "ikc", "fca": "fca"}
-
-
 def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
              workdir: str | None = None, step: int | None = None, weights: str | None = None,
              ikc_weights=(), bicubic: bool = False, dataset: str = "builtin",
@@ -165,38 +160,38 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     images = load_source(dataset, "val", 3)
     return run_sr(None, "bicubic", "bicubic from MATLAB imresize", settings, images, dataset,
                   output, settings.scale, _blur_sigmas(settings, config, given_config), compare)
-  model, name, kwargs, source, metadata = _load_model(config, given_config, workdir, step,
+  model, card, kwargs, source, metadata = _load_model(config, given_config, workdir, step,
                                                       weights)
   settings = _settings(config, given_config, overrides, metadata)
   check_eval_settings(settings)
   set_compute_dtype(model, settings.get("compute_dtype", "float32"))
-  protocol = _protocol(task, config, given_config, metadata, name)
-  channels = kwargs.get("channels", 1 if protocol == "denoise" else 3)
-  images = load_source(dataset, "val", channels)
+  protocol = card.protocol if task == "auto" else task
+  images = load_source(dataset, "val", card.channels)
   if protocol == "denoise":
-    return run_denoise(model, name, source, settings, images, dataset, output, save_images,
+    return run_denoise(model, card, source, settings, images, dataset, output, save_images,
                        compare)
   if protocol == "fca":
     return run_fca(model, source, images, output, kwargs.get("scale", 4))
   if protocol != "sr":
     raise ValueError(f"eval.py scores denoisers, SR networks, IKC and FCA generators; "
-                     f"{source} is a {protocol!r} model.")
-  return run_sr(model, name, source, settings, images, dataset, output, kwargs.get("scale", 4),
+                     f"{source} is a {card.role} (protocol {protocol!r}).")
+  return run_sr(model, card.name, source, settings, images, dataset, output, card.scale,
                 _blur_sigmas(settings, config, given_config), compare, save_images)
 
 
 def _load_model(config, given_config: bool, workdir, step, weights):
-  """(model, name, kwargs, source, metadata) from --weights or --config/--workdir."""
+  """(model, card, kwargs, source, metadata) from --weights or --config/--workdir."""
   from sfm_jax.train.loop import restore_model  # the loop pulls in orbax and clu
 
   if weights:
     weights = pretrained.resolve(weights)
-    model, name, kwargs = load_weights(weights)
-    return model, name, kwargs, f"{name} from {weights}", weights_metadata(weights)
+    model, card, stored = load_model(weights)
+    return model, card, stored.kwargs, f"{card.name} from {weights}", stored.metadata
   if given_config and workdir:
     model, step = restore_model(config, workdir, step)
-    name = config.model.name
-    return model, name, config.model.kwargs.to_dict(), f"{name} from {workdir} (step {step})", {}
+    name, kwargs = config.model.name, config.model.kwargs.to_dict()
+    return (model, model_card(name, kwargs), kwargs, f"{name} from {workdir} (step {step})",
+            {})
   raise ValueError("say which model to evaluate: --weights FILE, or --config C --workdir DIR"
                    " (or --task sr --bicubic for the bicubic baseline).")
 
@@ -213,21 +208,6 @@ def _settings(config, given_config: bool, overrides: dict, metadata: dict):
   for key, value in saved.items():
     settings[key] = tuple(value) if isinstance(value, list) else value
   return settings
-
-
-def _protocol(task: str, config, given_config: bool, metadata: dict, name: str) -> str:
-  if task != "auto":
-    return task
-  kind = config.task.kind if given_config else metadata.get("task")
-  if kind is not None:
-    return PROTOCOL_OF_TASK.get(kind, kind)
-  if name in DENOISERS:
-    return "denoise"
-  if name in SUPER_RESOLVERS:
-    return "sr"
-  if name == "fca_generator":
-    return "fca"
-  raise ValueError(f"cannot tell how to evaluate a {name!r} model; pass --task.")
 
 
 def _blur_sigmas(settings, config, given_config: bool) -> tuple[float, ...]:

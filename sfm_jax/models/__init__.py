@@ -1,4 +1,4 @@
-"""Flax NNX restoration models and a registry from config names to constructors.
+"""Flax NNX restoration models, each registered with its card (`registry`).
 
 Every denoiser is called as `model(noisy, noise_level=None)` with noisy (B, H, W, C) in [0, 1]
 and noise_level (B,) on the [0, 1] scale (σ/255; used by FFDNet and the DCT denoiser, ignored by
@@ -8,14 +8,11 @@ the blind models), and returns the clean estimate (B, H, W, C). SR networks take
 
 from __future__ import annotations
 
-import inspect
-import typing
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models import layers
+from sfm_jax.models import layers, registry
 from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.discriminators import (
   NMD,
@@ -29,43 +26,17 @@ from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, Wave
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel
 from sfm_jax.models.memnet import MemNet
+from sfm_jax.models.registry import (
+  REGISTRY,
+  ModelCard,
+  check_model_arguments,
+  constructor_defaults,
+  model_card,
+  register,
+)
 from sfm_jax.models.ridnet import RIDNet
 from sfm_jax.models.sr import FRSR, KMSR, RCAN, RDN, RRDBNet
 from sfm_jax.models.unet import UNet
-
-MODELS = {
-    "dncnn": DnCNN,
-    "memnet": MemNet,
-    "ridnet": RIDNet,
-    "ffdnet": FFDNet,
-    "dct_denoiser": DCTDenoiser,
-    "unet": UNet,
-    "rrdb": RRDBNet,
-    "rcan": RCAN,
-    "rdn": RDN,
-    "frsr": FRSR,
-    "kmsr": KMSR,
-    "sftmd": SFTMD,
-    "ikc_predictor": Predictor,
-    "ikc_corrector": Corrector,
-    "vgg_discriminator": VGGDiscriminator,
-    "natsr_discriminator": NatSRDiscriminator,
-    "nmd": NMD,
-    "vgg19_features": VGG19Features,
-    "fca_generator": KernelEstimator,
-    "fca_fdc": FrequencyDensityComparator,
-    "fca_wavelet_d": WaveletDiscriminator,
-    "gaussian_kernel": GaussianKernel,
-    "free_kernel": FreeKernel,
-}
-
-
-# What each registered model restores, for eval.py and the restore paths (critics, feature
-# extractors and kernel modules are trained or used inside tasks only).
-DENOISERS = frozenset({"dncnn", "memnet", "ridnet", "ffdnet", "dct_denoiser", "unet"})
-SUPER_RESOLVERS = frozenset({"rrdb", "rcan", "rdn", "frsr", "kmsr", "sftmd"})
-# Denoisers whose output depends on the noise level they are given (the others are blind).
-TAKES_NOISE_LEVEL = frozenset({"ffdnet", "dct_denoiser"})
 
 
 def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
@@ -76,45 +47,8 @@ def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
   weight gradient, one-pass BatchNorm); the default is plain Flax. Raises ValueError naming the
   known models (or the constructor's arguments) on a mistake.
   """
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
-  try:
-    with layers.cpu_kernels(cpu_kernels):
-      return MODELS[name](**overrides, rngs=rngs if rngs is not None else nnx.Rngs(seed))
-  except TypeError as error:
-    raise ValueError(f"bad arguments for model {name!r} ({error}); see "
-                     f"help(sfm_jax.models.{MODELS[name].__name__}).") from None
-
-
-def constructor_defaults(name: str) -> dict[str, tuple[object, type]]:
-  """{argument: (default, type)} of the registered model's constructor, for configs: every
-  argument can then be overridden from the command line (`--config.model.kwargs.x=…`)."""
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
-  init = MODELS[name].__init__
-  hints = typing.get_type_hints(init)
-  defaults = {}
-  for parameter in inspect.signature(init).parameters.values():
-    if parameter.name in ("self", "rngs") or parameter.default is inspect.Parameter.empty:
-      continue
-    hint = hints.get(parameter.name, type(parameter.default))
-    options = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    defaults[parameter.name] = (parameter.default, typing.get_origin(options[0]) or options[0])
-  return defaults
-
-
-def check_model_arguments(name: str, kwargs: dict) -> None:
-  """Raises ValueError, naming the fix, if `name` is not registered or `kwargs` holds an
-  argument its constructor does not take; builds nothing."""
-  unknown = set(kwargs) - set(constructor_defaults(name))
-  if unknown:
-    raise ValueError(f"model {name!r} takes no arguments {sorted(unknown)}; it takes "
-                     f"{sorted(constructor_defaults(name))}.")
-
-
-def size_multiple(model: nnx.Module) -> int:
-  """The multiple that H and W must be for `model` (its class's `size_multiple`, else 1)."""
-  return getattr(type(model), "size_multiple", 1)
+  with layers.cpu_kernels(cpu_kernels):
+    return registry.get_model(name, seed=seed, rngs=rngs, **overrides)
 
 
 # None: Flax's default, the dtype of the inputs and parameters (float32 throughout)
@@ -139,8 +73,9 @@ def count_params(model: nnx.Module) -> int:
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-__all__ = ["FRSR", "KMSR", "MODELS", "NMD", "RCAN", "RDN", "SFTMD", "Corrector", "DCTDenoiser",
+__all__ = ["FRSR", "KMSR", "NMD", "RCAN", "RDN", "REGISTRY", "SFTMD", "Corrector", "DCTDenoiser",
            "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
-           "KernelEstimator", "MemNet", "NatSRDiscriminator", "Predictor", "RIDNet", "RRDBNet",
-           "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator", "count_params",
-           "check_model_arguments", "constructor_defaults", "get_model", "size_multiple"]
+           "KernelEstimator", "MemNet", "ModelCard", "NatSRDiscriminator", "Predictor", "RIDNet",
+           "RRDBNet", "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator",
+           "check_model_arguments", "constructor_defaults", "count_params", "get_model",
+           "model_card", "register"]

@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.models.registry import register
 
 THRESHOLDS = ("hard", "soft", "dhard")
 
@@ -26,6 +27,8 @@ def _coverage(height: int, width: int, n: int) -> np.ndarray:
   return np.outer(counts(height), counts(width))
 
 
+@register("dct_denoiser", role="denoiser", protocol="denoise", takes_noise_level=True,
+          receptive_field=lambda a: a["patch"] - 1)
 class DCTDenoiser(nnx.Module):
   """Hard/soft/differentiable-hard thresholding of overlapping N×N DCTs (N = 7 in the practical).
 

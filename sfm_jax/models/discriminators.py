@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import batch_norm, conv, lrelu, torch_default, torch_flatten
+from sfm_jax.models.registry import register
 
 # TF `variance_scaling_initializer()`: factor 2, fan_in, truncated normal (σ ≈ √(1.3·2/fan_in)).
 tf_he = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -28,6 +29,7 @@ tf_glorot = nnx.initializers.glorot_uniform()
 # --- ESRGAN Discriminator_VGG_128 ---------------------------------------------------------------
 
 
+@register("vgg_discriminator", role="critic", global_context=True)
 class VGGDiscriminator(nnx.Module):
   """ESRGAN's `Discriminator_VGG_128(in_nc=channels, nf=nf)`: 14,498,249 parameters for
   channels = 1, nf = 64 (SFM's gray ESRGAN).
@@ -123,6 +125,7 @@ class SNConv(nnx.Module):
     return y + bias
 
 
+@register("natsr_discriminator", role="critic", global_context=True)
 class NatSRDiscriminator(nnx.Module):
   """NatSR's RaGAN discriminator `DIS`: 18,852,417 parameters for channels = 3, nf = 64 with the
   current wiring (plus one u vector per conv, which are BatchStats, not Params).
@@ -166,6 +169,7 @@ def _max_pool2(x: jax.Array) -> jax.Array:
   return nnx.max_pool(x, (2, 2), (2, 2))
 
 
+@register("nmd", role="critic", global_context=True)
 class NMD(nnx.Module):
   """NatSR's Natural Manifold Discriminator `CLASSIFIER`: 4,689,985 parameters (channels = 3,
   nf = 64). No BN, no SN.
@@ -206,6 +210,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+@register("vgg19_features", role="feature_extractor", channels=3)
 class VGG19Features(nnx.Module):
   """torchvision `vgg19().features[:35]`: conv1_1 … conv5_4, 3×3 pad-1 convs with ReLU between
   them and 2×2 max-pools at torchvision's places, ending at conv5_4 **before** its ReLU

@@ -14,6 +14,7 @@ from sfm_jax.models.layers import (
     pixel_unshuffle,
     sfm_bn_scale_init,
 )
+from sfm_jax.models.registry import register
 
 
 class ConvBNStack(nnx.Module):
@@ -34,6 +35,8 @@ class ConvBNStack(nnx.Module):
     return self.convs[-1](x)
 
 
+@register("dncnn", role="denoiser", protocol="denoise",
+          receptive_field=lambda a: a["num_layers"])
 class DnCNN(nnx.Module):
   """DnCNN with residual learning (Zhang et al. 2017; SFM `DnCNN_RL`): returns x − body(x).
 
@@ -54,6 +57,14 @@ class DnCNN(nnx.Module):
     return noisy - self.body(noisy)
 
 
+def ffdnet_depth(channels: int, num_layers: int | None) -> int:
+  """FFDNet's conv layers: `num_layers`, else 15 for gray and 12 for colour (IPOL's)."""
+  return num_layers or (15 if channels == 1 else 12)
+
+
+# 2×2 pixel unshuffle: H, W even; each conv at half resolution reaches 2 pixels further.
+@register("ffdnet", role="denoiser", protocol="denoise", takes_noise_level=True, size_multiple=2,
+          receptive_field=lambda a: 2 * ffdnet_depth(a["channels"], a["num_layers"]) + 1)
 class FFDNet(nnx.Module):
   """FFDNet (Zhang et al. 2018; Tassano's IPOL implementation): a DnCNN body on the 2×2
   pixel-unshuffled image with a noise-level map concatenated first.
@@ -68,11 +79,9 @@ class FFDNet(nnx.Module):
     (B, H, W, C) clean estimate = noisy − estimated noise.
   """
 
-  size_multiple = 2  # the 2×2 pixel unshuffle: inference pads H, W to even sizes
-
   def __init__(self, channels: int = 1, num_layers: int | None = None,
                features: int | None = None, *, rngs: nnx.Rngs):
-    num_layers = num_layers or (15 if channels == 1 else 12)
+    num_layers = ffdnet_depth(channels, num_layers)
     features = features or (64 if channels == 1 else 96)
     self.body = ConvBNStack(5 * channels, 4 * channels, num_layers, features, rngs=rngs)
 

@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax.models.layers import batch_norm, conv, conv_function, torch_default, torch_flatten
+from sfm_jax.models.registry import register
 from sfm_jax.ops import blur, haar_dwt, imresize
 from sfm_jax.ops._checks import check_batch, check_multiple_of
 
@@ -95,6 +96,8 @@ class ResidualBlock(nnx.Module):
     return x
 
 
+@register("fca_generator", role="domain_adapter", protocol="fca", scale=1, size_multiple=16,
+          global_context=True)
 class KernelEstimator(nnx.Module):
   """FCA's adaptation generator G: x (B, H, W, C) in [0, 1] -> G(x) (B, H/4, W/4, C).
 
@@ -184,6 +187,7 @@ class KernelEstimator(nnx.Module):
 # --- Frequency Density Comparator (`FreqDensityComparator` in model.py) ---------------------------
 
 
+@register("fca_fdc", role="critic", global_context=True)
 class FrequencyDensityComparator(nnx.Module):
   """FDC(x, y) = E(x) − E(y): (B, H, W, C) pairs -> (B, H/8, W/8, 1) (16×16 for 128² patches).
 
@@ -238,6 +242,7 @@ def wavelet_high_bands(x: jax.Array) -> jax.Array:
   return jnp.concatenate(list(bands * 0.5 + 0.5), axis=-1)
 
 
+@register("fca_wavelet_d", role="critic", global_context=True)
 class WaveletDiscriminator(nnx.Module):
   """WD(x, y) = D(x) − D(y) for (B, 128, 128, C) images in [0, 1]; D = `score`, (B,).
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import conv, lrelu
+from sfm_jax.models.registry import register
 from sfm_jax.models.sr import ConvShuffleUpsampler
 
 
@@ -44,6 +45,8 @@ class SFTResidualBlock(nnx.Module):
     return fea + self.conv2(f)
 
 
+@register("sftmd", role="super_resolver", protocol="ikc", takes_kernel_code=True,
+          receptive_field=lambda a: 9 + 6 * a["blocks"])
 class SFTMD(nnx.Module):
   """SFTMD (RGB ×4, 16 SFT residual blocks, code length 10): 4,234,691 parameters, i.e. the
   original's 7,966,147 less its unused `sft_branch`. Output clamped to [0, 1] as the original.
@@ -71,6 +74,7 @@ class SFTMD(nnx.Module):
     return jnp.clip(self.conv_output(self.upsampler(fea)), 0.0, 1.0)
 
 
+@register("ikc_predictor", role="kernel_estimator", protocol="ikc", global_context=True)
 class Predictor(nnx.Module):
   """Kernel-code predictor: six 5×5 convs (strides 1,1,1,2,1,1), LeakyReLU after each (the
   last too), global average pool -> (B, code_len). 430,730 parameters."""
@@ -88,6 +92,8 @@ class Predictor(nnx.Module):
     return jnp.mean(x, axis=(1, 2))
 
 
+@register("ikc_corrector", role="kernel_estimator", protocol="ikc", takes_kernel_code=True,
+          global_context=True)
 class Corrector(nnx.Module):
   """Kernel-code corrector: features of the SR image (seven 5×5 convs, strides
   1,2,1,2,1,1,1) and of the code (two dense layers), fused by 1×1 convs, pooled to a correction

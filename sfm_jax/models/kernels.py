@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.models.registry import register
 
 
 def _check(size: int, sigma: float, least: float):
@@ -51,6 +52,7 @@ def kernel_sigma(kernel: jax.Array) -> jax.Array:
   return jnp.interp(_spread(kernel), _spread(ops.gaussian_kernel(size, sigmas)), sigmas)
 
 
+@register("gaussian_kernel", role="kernel_estimator", protocol="kernel", channels=1)
 class GaussianKernel(nnx.Module):
   """A Gaussian blur kernel with trainable log σ (or log σx, log σy and θ when anisotropic).
 
@@ -92,6 +94,7 @@ class GaussianKernel(nnx.Module):
     return ops.anisotropic_gaussian_kernel(self.size, *self.sigmas)
 
 
+@register("free_kernel", role="kernel_estimator", protocol="kernel", channels=1)
 class FreeKernel(nnx.Module):
   """A free k×k blur kernel: softmax over k×k logits (non-negative, sums to 1).
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import batch_norm, conv, kaiming_normal
+from sfm_jax.models.registry import register
 
 
 class BNReLUConv(nnx.Module):
@@ -46,6 +47,8 @@ class MemoryBlock(nnx.Module):
     return self.gate_unit(jnp.concatenate(outputs + memories, axis=-1))
 
 
+@register("memnet", role="denoiser", protocol="denoise",
+          receptive_field=lambda a: 2 + 2 * a["num_memblock"] * a["num_resblock"])
 class MemNet(nnx.Module):
   """Gray MemNet: 6 memory blocks × 4 residual blocks, 20 features (194,922 parameters).
 

@@ -8,6 +8,7 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax.models.layers import conv
+from sfm_jax.models.registry import register
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -80,6 +81,8 @@ class Block(nnx.Module):
     return self.ca(self.r3(self.r2(self.r1(x))))
 
 
+@register("ridnet", role="denoiser", protocol="denoise", global_context=True,
+          receptive_field=lambda a: 2 + 12 * a["num_blocks"])
 class RIDNet(nnx.Module):
   """RIDNet: mean shift, head conv, 4 feature-attention blocks, tail conv, mean shift back,
   plus the input. Gray: 1,497,045 parameters. Colour works here (the original's colour variant

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import conv, lrelu, pixel_shuffle
+from sfm_jax.models.registry import register
 from sfm_jax.models.ridnet import ChannelAttention
 
 
@@ -73,6 +74,8 @@ class RRDB(nnx.Module):
     return out * 0.2 + x
 
 
+@register("rrdb", role="super_resolver", protocol="sr",
+          receptive_field=lambda a: 4 + 15 * a["nb"])
 class RRDBNet(nnx.Module):
   """RRDBNet as in the SFM repository: 23 RRDBs, conv+shuffle upsampler without activations
   (gray ×4: 16,880,321 parameters). `esrgan_upsampler=True` uses the original ESRGAN tail
@@ -132,6 +135,8 @@ class ResidualGroup(nnx.Module):
     return self.conv(out) + x
 
 
+@register("rcan", role="super_resolver", protocol="sr", global_context=True,
+          receptive_field=lambda a: 4 + a["groups"] * (2 * a["blocks"] + 1))
 class RCAN(nnx.Module):
   """RCAN (10 groups × 20 RCABs, 64 features, reduction 16), no mean shift, as in SFM's code
   (gray ×4: 15,590,049 parameters)."""
@@ -170,6 +175,8 @@ class RDNBlock(nnx.Module):
     return x + self.fusion(h)
 
 
+@register("rdn", role="super_resolver", protocol="sr",
+          receptive_field=lambda a: 5 + a["blocks"] * a["layers"])
 class RDN(nnx.Module):
   """RDN (Zhang et al. 2018) as in yjn870/RDN-pytorch: 16 blocks × 8 layers, G0 = G = 64
   (RGB ×2: 22,123,395 parameters)."""
@@ -210,6 +217,7 @@ class FRSRBlock(nnx.Module):
     return x + 0.1 * self.fusion(jnp.concatenate(feats, axis=-1))
 
 
+@register("frsr", role="super_resolver", protocol="sr", receptive_field=44)
 class FRSR(nnx.Module):
   """NatSR's fractal residual SR generator (RGB ×4: 4,959,235; ×2: 4,811,523; ×3: 4,996,163
   parameters), TF `depth_to_space` sub-pixel order so the released TF weights map directly."""
@@ -242,6 +250,8 @@ class KMSRResBlock(nnx.Module):
     return nnx.relu(self.conv2(nnx.relu(self.conv1(x))) + x)
 
 
+@register("kmsr", role="super_resolver", protocol="sr",
+          receptive_field=lambda a: 2 + 2 * a["blocks"])
 class KMSR(nnx.Module):
   """KMSR's ResBlockNet (SFM `SR/model/KMSR.py`): no upsampler and no global residual (both are
   commented out in the original; see `docs/deviations.md`, "KMSR input"), so it maps an LR image

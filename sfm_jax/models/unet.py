@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import conv
+from sfm_jax.models.registry import register
 
 
 def _pool(x: jax.Array) -> jax.Array:
@@ -18,6 +19,9 @@ def _upsample(x: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # nearest, ×2
 
 
+# Five 2×2 poolings: H, W multiples of 32. The receptive field depends on where a pixel sits in
+# the pooling grid; 158 is its largest radius over the 32 positions.
+@register("unet", role="denoiser", protocol="denoise", size_multiple=32, receptive_field=158)
 class UNet(nnx.Module):
   """Five-level U-Net, 3×3 convs without bias, LeakyReLU(0.1), max-pool and nearest upsampling;
   skips are concatenated as (decoder, encoder). 987,408 parameters for one channel.
@@ -29,7 +33,6 @@ class UNet(nnx.Module):
     (B, H, W, C) linear output (the clean estimate).
   """
 
-  size_multiple = 32  # five 2×2 poolings: inference pads H, W to multiples of this
 
   def __init__(self, channels: int = 1, features: int = 48, *, rngs: nnx.Rngs):
     f, d = features, 2 * features

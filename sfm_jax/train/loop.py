@@ -30,8 +30,8 @@ from sfm_jax.models import (
   check_model_arguments,
   count_params,
   get_model,
+  model_card,
   set_compute_dtype,
-  size_multiple,
 )
 from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task, ValidationResult, config_fields
@@ -360,7 +360,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
                     donate_argnums=0, out_shardings=(replicated, replicated))
   eval_fn = jit_apply(setup.eval_def)
-  multiple = size_multiple(model)
+  multiple = model_card(config.model.name, config.model.kwargs.to_dict()).size_multiple
 
   def validate(state, step) -> ValidationResult | None:
     """Validation on process 0 (the others return None), from its copy of the weights."""
