@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from test_train import ROOT, load_config, shrink
 
-from sfm_jax.cli import USER_ERRORS
 from sfm_jax.data.images import load_folder
 from sfm_jax.data.pipeline import Prefetcher
 from sfm_jax.errors import ConfigError, DataError, TrainingError
@@ -217,9 +216,20 @@ def test_the_command_line_reports_one_line_and_exit_status_2(script, args, messa
   assert "Traceback" not in out.stderr and file.read_text() == "mine"
 
 
-def test_user_errors_are_the_documented_kinds():
-  for kind in (ConfigError, DataError, TrainingError):
-    assert issubclass(kind, USER_ERRORS)
+def test_a_diverging_run_is_reported_as_one_line_and_exit_status_2(tiny_folder, tmp_path):
+  """TrainingError is a RuntimeError, not a ValueError like ConfigError (the cases above) and
+  DataError (test_train.py::test_a_user_error_is_one_line_and_exit_status_2): train.py reports
+  a real divergence as one `error:` line and exit status 2 too, not as a crash."""
+  fields = {"data.source": tiny_folder, "data.val_source": tiny_folder, "data.patch_size": 32,
+            "data.stride": 16, "model.kwargs.num_layers": 3, "model.kwargs.features": 8,
+            "train.steps": 4, "train.batch_size": 4, "train.log_every": 1,
+            "eval.max_val_images": 1, "optim.learning_rate": 1e30}
+  out = run("train.py", "--config", "configs/quickstart.py", "--workdir", str(tmp_path / "w"),
+            *(f"--config.{k}={v}" for k, v in fields.items()))
+  errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+  assert out.returncode == 2 and len(errors) == 1, out.stderr[-2000:]
+  assert "became non-finite" in errors[0] and "lower optim.learning_rate" in errors[0]
+  assert "Traceback" not in out.stderr
 
 
 # --- the converter ----------------------------------------------------------------------------

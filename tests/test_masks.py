@@ -1,10 +1,11 @@
 """SFM mask geometry against a direct numpy transcription of the mask functions in the authors'
-`utils_SFM.py` (majedelhelou/SFM), and Monte-Carlo statistics against the figures derived from
-the SFM paper and the original code (docs/deviations.md, "SFM mask geometry")."""
+`utils_SFM.py` (majedelhelou/SFM), and the sampler's Monte-Carlo statistics against closed forms
+derived here from the masks' definition (`drop_probability`)."""
 
 import jax
 import numpy as np
 import pytest
+from scipy.special import erfc
 
 from sfm_jax import ops
 
@@ -79,34 +80,65 @@ def test_sampled_masks_are_bands_of_the_grid(height, width):
         np.testing.assert_array_equal(mask == 0, band)
 
 
-def dropped_fraction_stats(mode, n, **kw):
-  fractions, dc = [], []
-  for k in range(n // 1000):
-    masks = ops.sample_masks(jax.random.key(k), 1000, 64, 64, mode=mode, **kw)
-    fractions.append(1 - np.asarray(masks).mean(axis=(1, 2)))
-    dc.append(np.asarray(masks[:, 0, 0]) == 0)
-  fractions, dc = np.concatenate(fractions), np.concatenate(dc)
-  return fractions.mean(), fractions.std() / np.sqrt(len(fractions)), dc.mean()
+def drop_probability(mode, size, radius_perc=0.85, sigma_perc=0.15):
+  """P(coefficient (i, j) is dropped), float64 (size, size), from the definitions alone (not
+  sfm-jax's code): D = √(i² + j²), R = √(2)·size, and the open band a1 < D < a2 is dropped.
+
+  central: (a1, a2) = two U(0, R) draws, sorted, so P = P(a1 < D < a2) = 2·(D/R)·(1 − D/R)
+  (every D < R). targeted: a1 = c − |g1|, a2 = c + |g2|, c = radius_perc·R, g1, g2 ~ N(0, s),
+  s = sigma_perc·R, independent. If D < c the upper edge is ≥ c > D, so P = P(|g1| > c − D);
+  if D > c, P = P(|g2| > D − c); if D = c, P = P(|g1| > 0 and |g2| > 0) = 1. A half-normal |g|
+  has P(|g| > t) = erfc(t / (s·√2)) for t ≥ 0, so all three cases are erfc(|D − c| / (s·√2)).
+  """
+  i = np.arange(size, dtype=np.float64)
+  d, radius = np.hypot(i[:, None], i[None, :]), np.hypot(size, size)
+  if mode == "central":
+    return 2 * (d / radius) * (1 - d / radius)
+  return erfc(np.abs(d - radius_perc * radius) / (sigma_perc * radius * np.sqrt(2)))
 
 
-def test_targeted_085_015_drops_01793_on_64x64():
-  mean, se, p_dc = dropped_fraction_stats("targeted", 20000, radius_perc=0.85, sigma_perc=0.15)
-  assert abs(mean - 0.1793) < 4 * se + 5e-5, (mean, se)
-  assert p_dc == 0.0
+def check_sampler_against_closed_form(mode, n=20000, **kw):
+  """n of sfm-jax's 64×64 masks drop the derived mean fraction, and each coefficient with its
+  derived probability. Returns the derived (64, 64) probabilities."""
+  p = drop_probability(mode, 64, **kw)
+  counts, fractions = 0, []
+  for k in range(n // 2000):
+    dropped = 1 - np.asarray(ops.sample_masks(jax.random.key(k), 2000, 64, 64, mode=mode, **kw))
+    counts, fractions = counts + dropped.sum(axis=0), [*fractions, dropped.mean(axis=(1, 2))]
+  fractions = np.concatenate(fractions)
+  # The masks are independent, so the mean fraction's standard error is the per-mask std / √n
+  # (the coefficients of one mask are strongly correlated, so not √(p(1−p)/(n·64²))): allow 4.5
+  # standard errors. With n = 20000 that is ±0.010 (central), ±0.003–0.005 (targeted).
+  se = fractions.std() / np.sqrt(n)
+  assert abs(fractions.mean() - p.mean()) < 4.5 * se, (fractions.mean(), p.mean(), se)
+  # The finer check: each coefficient's count is Binomial(n, p). 5 standard errors each (+1/n for
+  # coefficients almost never dropped): over 4096 coefficients a false alarm has probability
+  # < 0.3%, and a band centre off by one index unit (±0.06 near the edges) fails it.
+  freq = counts / n
+  bad = np.abs(freq - p) >= 5 * np.sqrt(p * (1 - p) / n) + 1 / n
+  assert not bad.any(), (np.argwhere(bad)[:5], freq[bad][:5], p[bad][:5])
+  return p
 
 
-def test_central_drops_04147_on_64x64():
-  mean, se, p_dc = dropped_fraction_stats("central", 20000)
-  assert abs(mean - 0.4147) < 4 * se + 5e-5, (mean, se)
-  assert p_dc == 0.0  # both edges are >= 0 and the bound is strict
+def test_central_drops_the_derived_fraction_on_64x64():
+  p = check_sampler_against_closed_form("central")
+  assert p.mean() == pytest.approx(0.41671, abs=1e-5)  # the derivation's value, for the record
+  # Both edges are >= 0 and the bound is strict, so P(DC) = 0: the check above then requires
+  # that no sampled mask drops DC.
+  assert p[0, 0] == 0
 
 
-def test_targeted_015_015_drops_dc_with_probability_0317():
-  n = 20000
-  mean, se, p_dc = dropped_fraction_stats("targeted", n, radius_perc=0.15, sigma_perc=0.15)
-  assert abs(mean - 0.1225) < 4 * se + 5e-5, (mean, se)
-  p = 0.3173  # P(|z| > 1)
-  assert abs(p_dc - p) < 4 * np.sqrt(p * (1 - p) / n), p_dc
+def test_targeted_085_015_drops_the_derived_fraction_on_64x64():
+  p = check_sampler_against_closed_form("targeted", radius_perc=0.85, sigma_perc=0.15)
+  assert p.mean() == pytest.approx(0.18069, abs=1e-5)
+  assert p[0, 0] < 1e-7  # DC is 4.0 σ√2 below the centre
+
+
+def test_targeted_015_015_drops_dc_with_probability_p_abs_z_above_1():
+  """c = σ = 0.15·R, so DC (D = 0) is dropped when |g1| > σ: P(|z| > 1) = 0.3173."""
+  p = check_sampler_against_closed_form("targeted", radius_perc=0.15, sigma_perc=0.15)
+  assert p.mean() == pytest.approx(0.12287, abs=1e-5)
+  assert p[0, 0] == pytest.approx(0.31731, abs=1e-5)
 
 
 def test_random_mode_keeps_each_coefficient_with_keep_prob():
