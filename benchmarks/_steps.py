@@ -9,9 +9,9 @@ from flax import nnx
 
 
 def jitted_train_step(config, cpu_kernels: bool | None = None, out_shardings=None):
-  """(step, initial state, frozen inputs) of `config`: `train.loop.make_train_step` jitted with
+  """(step, initial state, frozen inputs) of `config`: `train.setup.make_train_step` jitted with
   the state donated, as `train.py` runs it; `cpu_kernels` defaults to the loop's choice."""
-  from sfm_jax.train.loop import build_task, initial_state, make_train_step, use_cpu_kernels
+  from sfm_jax.train.setup import build_task, initial_state, make_train_step, use_cpu_kernels
 
   task = build_task(config)
   kernels = use_cpu_kernels(config) if cpu_kernels is None else cpu_kernels

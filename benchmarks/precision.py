@@ -34,7 +34,8 @@ ARMS = ("float32", "bfloat16", "control")
 def train_psnr(seed: int, steps: int, arm: str) -> float:
   """The quickstart's final validation PSNR for `arm`: float32, bfloat16, or the float32 control
   (the CPU kernels switched from what train.cpu_kernels="auto" picks)."""
-  from sfm_jax.train.loop import train_and_evaluate, use_cpu_kernels
+  from sfm_jax.train.loop import train_and_evaluate
+  from sfm_jax.train.setup import use_cpu_kernels
 
   config = quickstart(seed, steps, "bfloat16" if arm == "bfloat16" else "float32")
   if arm == "control":

@@ -13,7 +13,7 @@ The student's element-wise "kernel": --config.model.kwargs.kernel_mode=multiply.
 
 import ml_collections
 
-from sfm_jax.config_base import base_config, critic_model
+from sfm_jax.config_base import base_config, critic_model, task_config
 
 
 def get_config():
@@ -22,9 +22,7 @@ def get_config():
   c.data.val_source = "tfds:div2k/bicubic_x4:validation"
   c.data.patch_size = c.data.stride = 512
   c.data.scales = (0.5,)
-  c.task = ml_collections.ConfigDict({
-      "kind": "fca", "scales": (3.5, 1.2), "switch_step": 50_000, "fdc_weight": 1.0,
-      "wd_weight": 1e-3})
+  c.task = task_config("fca", switch_step=50_000)  # fields: tasks.fca.FCATask
   c.critics = ml_collections.ConfigDict()
   for name, model in (("fdc", "fca_fdc"), ("wd", "fca_wavelet_d")):
     c.critics[name] = ml_collections.ConfigDict({

@@ -14,9 +14,7 @@ learns σx, σy and θ, `configs/kernel_estimation.py:free` a 13×13 softmax-nor
 SR network; --config.task.downsample=decimate blurs and keeps every scale-th pixel instead.
 """
 
-import ml_collections
-
-from sfm_jax.config_base import eval_fields, model_config, sr_config
+from sfm_jax.config_base import base_config, task_config
 
 KERNELS = {
     "gaussian": ("gaussian_kernel", {"size": 21, "sigma": 1.0, "anisotropic": False}),
@@ -30,15 +28,13 @@ def get_config(kernel: str = "gaussian"):
     raise ValueError(f"kernel {kernel!r}; use configs/kernel_estimation.py:KIND with KIND one of "
                      f"{sorted(KERNELS)}.")
   name, kwargs = KERNELS[kernel]
-  c = sr_config(name, 2)
-  c.model = model_config(name, **kwargs)
-  c.eval = eval_fields("shared")
-  c.data.source = c.data.val_source = "builtin"
+  c = base_config(name, **kwargs)  # data: the built-in photos; eval: the shared fields
   c.data.patch_size = c.data.stride = 96
+  c.data.scales = (1.0,)
   c.data.pipeline = "fixed"  # a few images: the grid the documented estimates were measured on
-  c.task = ml_collections.ConfigDict({"kind": "kernel", "scale": 2, "sr_weights": "",
-                                      "downsample": "bicubic", "true_sigma": 0.0})
+  c.task = task_config("kernel", scale=2)  # fields: tasks.kernel.KernelEstimationTask
   c.optim.learning_rate = 0.05  # on log σ (or the logits)
+  c.optim.decay_epochs = ()
   c.train.batch_size = 8
   c.train.steps = 300
   c.train.log_every = 25

@@ -7,9 +7,8 @@ The released code moves α only when the windowed accuracy equals 95%:
 --config.task.alpha_rule=equal.
 """
 
-import ml_collections
 
-from sfm_jax.config_base import base_config
+from sfm_jax.config_base import base_config, task_config
 
 
 def get_config():
@@ -18,10 +17,7 @@ def get_config():
   c.data.val_source = "tfds:div2k/bicubic_x4:validation"
   c.data.patch_size, c.data.stride = 192, 120
   c.data.scales = (1.0,)
-  c.task = ml_collections.ConfigDict({
-      "kind": "nmd", "scale": 4, "initial_sigma": 0.1, "initial_alpha": 0.5,
-      "curriculum_every": 100, "curriculum_patches": 100, "alpha_rule": "at_least",
-      "test_sigma": 0.1, "test_alpha": 0.5})
+  c.task = task_config("nmd")  # fields: tasks.nmd.NMDTask
   c.optim.learning_rate = 1e-4
   c.optim.decay_epochs = ()
   c.train.batch_size = 32

@@ -3,6 +3,7 @@ raises ConfigError with one sentence that names the field and the fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pathlib
@@ -129,14 +130,29 @@ ADDED_FIELDS = {"data.pipeline": "fixed", "data.stream.threads": 0, "data.stream
 def config_differences(saved: dict, current: dict) -> list[str]:
   """The dotted fields whose values differ between two configs as JSON dicts
   (`json.loads(config.to_json())`), except the RESUMABLE_CHANGES; e.g.
-  ["model.name: 'dncnn' -> 'memnet'"]. `saved` lacks none of the ADDED_FIELDS."""
-  before, after = {**ADDED_FIELDS, **_flatten(saved)}, _flatten(current)
+  ["model.name: 'dncnn' -> 'memnet'"]. `saved` lacks none of the ADDED_FIELDS, nor a task field
+  (a record written before the field was in the config ran with the task's default)."""
+  before = {**ADDED_FIELDS, **_task_defaults(saved), **_flatten(saved)}
+  after = _flatten(current)
   changes = []
   for key in sorted(set(before) | set(after)):
     if key.startswith(RESUMABLE_CHANGES) or before.get(key) == after.get(key):
       continue
     changes.append(f"{key}: {before.get(key, '(absent)')!r} -> {after.get(key, '(absent)')!r}")
   return changes
+
+
+def _task_defaults(config: dict) -> dict:
+  """{"task.FIELD": default} of the task dataclass of config["task"]["kind"] ({} if unknown)."""
+  from sfm_jax.tasks import TASKS  # the tasks import jax models; only needed here
+  from sfm_jax.tasks.base import config_fields
+
+  kind = config.get("task", {}).get("kind")
+  if kind not in TASKS:
+    return {}
+  fields = config_fields(TASKS[kind]).values()
+  return _flatten({"task": {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                            for f in fields if f.default is not dataclasses.MISSING}})
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

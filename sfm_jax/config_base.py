@@ -9,9 +9,13 @@ configs carry the denoising protocol's `eval` fields, SR configs the SR protocol
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from sfm_jax.models import check_model_arguments, constructor_defaults
+from sfm_jax.tasks import task_class
+from sfm_jax.tasks.base import config_fields
 
 
 def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
@@ -25,6 +29,18 @@ def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "name": name, "kwargs": kwargs,
       "init_weights": ""})  # a weights file (train.py / sfm_jax.convert) to fine-tune from
+
+
+def task_config(kind: str, **overrides) -> ml_collections.ConfigDict:
+  """config.task of `kind`: every field of its task dataclass (`tasks.TASKS`) with the
+  dataclass's default, or `overrides`; so each default is written once, in the task."""
+  fields = config_fields(task_class(kind))
+  unknown = set(overrides) - set(fields)
+  if unknown:
+    raise ValueError(f"task {kind!r} has no fields {sorted(unknown)}; it has {sorted(fields)}.")
+  values = {name: field.default for name, field in fields.items()
+            if field.default is not dataclasses.MISSING}
+  return ml_collections.ConfigDict({**values, "kind": kind, **overrides})
 
 
 def eval_fields(kind: str) -> ml_collections.ConfigDict:
@@ -124,17 +140,7 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
 def denoising_config(model: str = "dncnn", **model_kwargs) -> ml_collections.ConfigDict:
   """SFM's denoising recipe (SFM paper §4.1, majedelhelou/SFM `Denoising/train.py`)."""
   c = base_config(model, channels=1, **model_kwargs)
-  c.task = ml_collections.ConfigDict()
-  c.task.kind = "supervised"  # "supervised", "n2n", "n2s"
-  c.task.sigma_range = (0.0, 55.0)  # blind σ ~ U(lo, hi) on the 0–255 scale
-  c.task.noise = "white"  # "white", "low", "high", "brownian" (mask_train_noise)
-  c.task.sfm_rate = 0.0  # SFM off
-  c.task.sfm_mode = "targeted"
-  c.task.sfm_radius_perc = 0.85
-  c.task.sfm_sigma_perc = 0.15
-  c.task.sfm_unselected = "keep"  # the paper; "zero": the released scripts (docs/deviations.md)
-  c.task.sfm_keep_prob = 0.5
-  c.task.sfm_noise = False
+  c.task = task_config("supervised")  # fields: tasks.denoise.DenoiseTask (kind n2n, n2s too)
   c.eval = eval_fields("denoise")
   return c
 
@@ -190,7 +196,8 @@ def sfm_ablation_config(arm: str) -> ml_collections.ConfigDict:
   return c
 
 
-def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
+def sr_config(model: str, scale: int, channels: int = 1, *, task: dict | None = None,
+              **model_kwargs):
   """SR on DIV2K HR patches streamed from TFDS (`tfds build div2k --file_format=array_record`
   first, or point data.source at a folder of HR images): random 32×32 LR patches, batch 16,
   Adam 1e-4 constant and L1, as SFM's SR training (`SR/train.py`) effectively ran; see
@@ -203,10 +210,9 @@ def sr_config(model: str, scale: int, channels: int = 1, **model_kwargs):
   c.data.patch_size = c.data.stride = 32 * scale
   c.data.scales = (1.0,)
   c.data.pipeline = "stream"
-  c.task = ml_collections.ConfigDict({
-      "kind": "sr", "scale": scale, "blur_sigma_range": (0.0, 0.0), "kernel_size": 21,
-      "sfm_rate": 0.0, "sfm_mode": "central", "sfm_radius_perc": 0.85, "sfm_sigma_perc": 0.15,
-      "sfm_unselected": "keep", "sfm_keep_prob": 0.5, "pre_upscale": False})
+  # the fields of tasks.sr.SRTask, or of the SR task named by task["kind"] (ikc, gan_sr)
+  task = {"kind": "sr", **(task or {})}
+  c.task = task_config(task.pop("kind"), scale=scale, **task)
   c.eval = eval_fields("sr")
   c.eval.scale = scale
   c.eval.kernel_size = c.task.get_ref("kernel_size")
@@ -237,14 +243,7 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
   paper's SFM is `--config.task.sfm_rate=0.5`, the released code's
   (`SR/IKC/train_IKC.py`) `--config.task.sfm_rate=1.0 --config.task.sfm_mode=random`; see
   docs/deviations.md, "IKC degradation, SFM and test"."""
-  c = sr_config(IKC_MODELS[stage], 4, channels=3, nf=64)
-  c.task.kind = "ikc"
-  c.task.stage = stage
-  c.task.blur_sigma_range = (0.2, 4.0)
-  c.task.code_len = 10
-  c.task.corrector_steps = 7
-  c.task.sftmd_weights = ""
-  c.task.predictor_weights = ""
+  c = sr_config(IKC_MODELS[stage], 4, channels=3, task={"kind": "ikc", "stage": stage}, nf=64)
   c.data.patch_size = c.data.stride = 256
   c.train.batch_size = 32
   c.optim.b2 = 0.99
@@ -265,11 +264,7 @@ def adversarial_sr_config(model: str, scale: int, channels: int, discriminator: 
                           **discriminator_kwargs) -> ml_collections.ConfigDict:
   """SR against a discriminator (`config.critics.discriminator`, trained side by side with the
   generator; its optim fields override the generator's). The loss weights are the recipe's."""
-  c = sr_config(model, scale, channels)
-  c.task.kind = "gan_sr"
-  c.task.update({"pixel_weight": 1.0, "perceptual_weight": 0.0, "naturalness_weight": 0.0,
-                 "adversarial_weight": 1e-3, "ragan_reduction": "sum", "vgg_weights": "",
-                 "nmd_weights": ""})
+  c = sr_config(model, scale, channels, task={"kind": "gan_sr"})
   c.critics = ml_collections.ConfigDict()
   c.critics.discriminator = ml_collections.ConfigDict({
       "model": critic_model(discriminator, channels=channels, **discriminator_kwargs),

@@ -13,7 +13,8 @@ from test_train import TINY, flat, load_config
 from sfm_jax.models import get_model
 from sfm_jax.tasks.adversarial import naturalness_loss, ragan_losses
 from sfm_jax.train.checkpoints import Checkpoints
-from sfm_jax.train.loop import _to_pure, build_model, build_task, initial_state, train_and_evaluate
+from sfm_jax.train.loop import train_and_evaluate
+from sfm_jax.train.setup import build_model, build_task, initial_state, to_pure
 from sfm_jax.weights import load_weights, save_weights
 
 CRITICS = {"vgg_discriminator": {"nf": 8}, "natsr_discriminator": {"nf": 4},
@@ -75,7 +76,7 @@ def test_adversarial_config_trains_every_network(name, photo_folder, large_folde
 
   # The checkpoint holds every network and every optimiser state.
   checkpoints = Checkpoints(tmp_path / "a")
-  saved = checkpoints.restore(3, _to_pure(setup.state))
+  saved = checkpoints.restore(3, to_pure(setup.state))
   checkpoints.close()
   assert set(saved["critics"]) == set(before_critics)
   for critic in before_critics:
@@ -151,7 +152,7 @@ def test_nmd_config_trains_a_few_steps_and_checkpoints_its_curriculum(photo_fold
   assert not np.allclose(flat(nnx.state(trained, nnx.Param)), before)
   template = initial_state(config, build_task(config)).state
   checkpoints = Checkpoints(tmp_path)
-  saved = checkpoints.restore(2, _to_pure(template))
+  saved = checkpoints.restore(2, to_pure(template))
   checkpoints.close()
   assert set(saved["task"]) == {"sigma", "alpha", "noisy_window", "blurry_window"}
   # Two evaluations entered the 10-wide windows of zeros, too few to move σ or α.

@@ -1,6 +1,6 @@
 """The CPU training kernels change no result: the folded conv weight gradient, the one-pass
 BatchNorm and the YNNPACK flag, each against an independent reference; models use them only
-when built with cpu_kernels=True."""
+when built with compute=CPU_KERNELS."""
 
 import functools
 import os
@@ -16,7 +16,7 @@ from flax import nnx
 from jax import lax
 
 from sfm_jax import xla_cpu
-from sfm_jax.models.layers import OnePassBatchNorm, conv, cpu_kernels
+from sfm_jax.models.layers import CPU_KERNELS, OnePassBatchNorm
 from sfm_jax.ops.conv import conv_general_dilated, folded_weight_grad, lax_weight_grad
 
 
@@ -98,8 +98,8 @@ def test_conv_gradients_equal_lax_gradients(kernel):
 
 def test_other_convs_go_to_lax_unchanged():
   x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
-  with cpu_kernels():
-    layer = conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
+  layer = CPU_KERNELS.conv(3, 4, 3, stride=2, rngs=nnx.Rngs(0))
+  assert layer.conv_general_dilated is conv_general_dilated  # ops.conv's, passing it to lax
   assert _primitives(layer, x)[0] == "conv_general_dilated"
   want = lax.conv_general_dilated(x, layer.kernel[...], (2, 2), ((1, 1), (1, 1)),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.bias[...]

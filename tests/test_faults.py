@@ -141,9 +141,9 @@ def test_a_diverging_run_keeps_its_finite_checkpoints(tiny_folder, tmp_path):
   assert f"resumes from the last checkpoint, step {last}, which is finite" in str(error.value)
   assert last < int(str(error.value).split("at step ")[1].split(";")[0])
   checkpoints = Checkpoints(workdir)
-  from sfm_jax.train.loop import _to_pure, build_task, initial_state
+  from sfm_jax.train.setup import build_task, initial_state, to_pure
 
-  template = _to_pure(initial_state(wild, build_task(wild)).state)
+  template = to_pure(initial_state(wild, build_task(wild)).state)
   for step in saved_steps(workdir):
     tree = checkpoints.restore(step, template)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(tree)), step

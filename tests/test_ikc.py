@@ -13,8 +13,9 @@ from sfm_jax.evaluation.ikc import evaluate_ikc
 from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model
 from sfm_jax.models.ikc import iterative_correction
-from sfm_jax.tasks.ikc import IKCTask, gaussian_codes
-from sfm_jax.train.loop import make_train_step
+from sfm_jax.ops import gaussian_codes
+from sfm_jax.tasks.ikc import IKCTask
+from sfm_jax.train.setup import make_train_step
 from sfm_jax.weights import save_weights
 
 # Codes computed from IKC's released pca_matrix.pth (441 × 10), shipped in SFM's `SR/IKC`.

@@ -29,7 +29,8 @@ from sfm_jax.data.images import to_channels
 from sfm_jax.models import get_model
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
 from sfm_jax.tasks.kernel import degrade, estimate_kernel
-from sfm_jax.train.loop import build_model, build_task, train_and_evaluate
+from sfm_jax.train.loop import train_and_evaluate
+from sfm_jax.train.setup import build_model, build_task
 from sfm_jax.weights import load_frozen, load_weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

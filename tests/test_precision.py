@@ -11,7 +11,8 @@ from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
 
 from sfm_jax.data.images import load_source
 from sfm_jax.models import get_model, set_compute_dtype
-from sfm_jax.train.loop import build_task, initial_state, make_train_step, train_and_evaluate
+from sfm_jax.train.loop import train_and_evaluate
+from sfm_jax.train.setup import build_task, initial_state, make_train_step
 
 # One config per network (the DCT denoiser's only convolutions are its frozen DCT transforms,
 # which stay float32).

@@ -1,5 +1,8 @@
 """Models are plain Flax by default (forward-mode autodiff works through every registered model)
-and the CPU training kernels, injected at construction, change neither values nor gradients."""
+and the CPU training kernels, chosen at construction (compute=CPU_KERNELS), change neither values
+nor gradients."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +11,18 @@ import pytest
 from flax import nnx
 from test_train import TINY
 
-from sfm_jax.models import REGISTRY, get_model
+from sfm_jax.models import (
+  BFLOAT16,
+  CPU_KERNELS,
+  PLAIN,
+  REGISTRY,
+  Compute,
+  SNConv,
+  get_model,
+  register,
+)
+from sfm_jax.models.layers import OnePassBatchNorm
+from sfm_jax.ops import conv as cpu_conv
 
 # Tiny constructor arguments: test_train's (the training configs' models), and here those of
 # the critics, feature extractors and kernel modules.
@@ -90,19 +104,60 @@ def test_forward_mode_agrees_with_reverse_mode(name):
   np.testing.assert_allclose(through_jvp, through_vjp, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["dncnn", "memnet", "fca_generator"])
+def layers_of(model):
+  """(every nnx.Conv, every SNConv, every nnx.BatchNorm) of `model`."""
+  modules = [m for _, m in model.iter_modules()]
+  return ([m for m in modules if isinstance(m, nnx.Conv)],
+          [m for m in modules if isinstance(m, SNConv)],
+          [m for m in modules if isinstance(m, nnx.BatchNorm)])
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_default_build_has_no_cpu_kernel_and_cpu_build_has_them(name):
+  """get_model's default (PLAIN) is plain Flax in float32: no OnePassBatchNorm, every conv on
+  lax.conv_general_dilated with Flax's default dtype. compute=CPU_KERNELS changes exactly the
+  kernels (every BatchNorm one-pass; every conv but the TF-SAME strided ones, which lax runs
+  either way, on ops.conv's), never a variable. Built abstractly (nnx.eval_shape): no values."""
+  plain = nnx.eval_shape(lambda: get_model(name, **KWARGS[name]))
+  convs, sn_convs, norms = layers_of(plain)
+  assert all(c.conv_general_dilated is jax.lax.conv_general_dilated for c in convs)
+  assert all(c.dtype is None for c in convs + sn_convs)
+  assert all(type(n) is nnx.BatchNorm for n in norms)
+
+  fast = nnx.eval_shape(lambda: get_model(name, compute=CPU_KERNELS, **KWARGS[name]))
+  fast_convs, _, fast_norms = layers_of(fast)
+  assert all(type(n) is OnePassBatchNorm for n in fast_norms)
+  assert all(c.conv_general_dilated is cpu_conv.conv_general_dilated for c in fast_convs
+             if c.padding != "SAME")
+  assert (len(fast_convs), len(fast_norms)) == (len(convs), len(norms))
+  assert (jax.tree.map(lambda x: (x.shape, x.dtype), nnx.state(fast))
+          == jax.tree.map(lambda x: (x.shape, x.dtype), nnx.state(plain)))
+
+
+@pytest.mark.parametrize("name", ["dncnn", "memnet", "fca_generator", "fca_fdc"])
 def test_cpu_kernels_give_the_same_values_and_gradients(name):
-  """The folded weight gradient and one-pass BatchNorm, injected by cpu_kernels=True, against
-  plain Flax in training mode (batch statistics), for the loss Σ sin(model(x))."""
+  """A model built with compute=CPU_KERNELS (the folded weight gradient, one-pass BatchNorm)
+  and given the default build's weights has its outputs and gradients, in training mode (batch
+  statistics), for the loss Σ sin(model(x))."""
   kwargs, shapes = KWARGS[name], SHAPES[name]
   xs = inputs(shapes, seed=1)
+  plain = get_model(name, seed=3, **kwargs)
+  fast = get_model(name, seed=4, compute=CPU_KERNELS, **kwargs)
+  nnx.update(fast, nnx.state(plain))  # the same weights, loaded as from a checkpoint
+
+  def loss(model, xs):
+    out = model(*xs)
+    return jnp.sum(jnp.sin(out)), out
+
   results = []
-  for cpu_kernels in (False, True):
-    model = get_model(name, seed=3, cpu_kernels=cpu_kernels, **kwargs)
+  for model in (plain, fast):
     model.train()
-    loss, grads = nnx.jit(nnx.value_and_grad(lambda m, xs: jnp.sum(jnp.sin(m(*xs)))))(model, xs)
-    results.append((loss, nnx.state(grads, nnx.Param), nnx.state(model, nnx.BatchStat)))
-  (plain_loss, plain_grads, plain_stats), (cpu_loss, cpu_grads, cpu_stats) = results
+    (value, out), grads = nnx.jit(nnx.value_and_grad(loss, has_aux=True))(model, xs)
+    results.append((value, out, nnx.state(grads, nnx.Param), nnx.state(model, nnx.BatchStat)))
+  (plain_loss, plain_out, plain_grads, plain_stats), (cpu_loss, cpu_out, cpu_grads, cpu_stats) = (
+      results)
+  np.testing.assert_allclose(cpu_out, plain_out, rtol=1e-5, atol=1e-6 * float(
+      np.abs(plain_out).max()))
   np.testing.assert_allclose(cpu_loss, plain_loss, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(cpu_grads), jax.tree.leaves(plain_grads), strict=True):
     # float32 sums in another order: each entry within 1e-5 of its leaf's largest entry
@@ -113,11 +168,40 @@ def test_cpu_kernels_give_the_same_values_and_gradients(name):
 
 def test_cpu_kernels_are_chosen_at_construction_only():
   plain = get_model("dncnn", num_layers=3, features=8)
-  fast = get_model("dncnn", num_layers=3, features=8, cpu_kernels=True)
+  fast = get_model("dncnn", num_layers=3, features=8, compute=CPU_KERNELS)
   assert type(plain.body.norms[0]) is nnx.BatchNorm
-  assert type(fast.body.norms[0]).__name__ == "OnePassBatchNorm"
+  assert type(fast.body.norms[0]) is OnePassBatchNorm
   assert plain.body.convs[0].conv_general_dilated is jax.lax.conv_general_dilated
-  assert fast.body.convs[0].conv_general_dilated is not jax.lax.conv_general_dilated
-  # The same variables: weights move between the two freely.
-  assert (jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(plain)))
-          == jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(fast))))
+  assert fast.body.convs[0].conv_general_dilated is cpu_conv.conv_general_dilated
+  # The same variables, and the same values from the same seed: weights move freely.
+  same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(plain)),
+                      nnx.to_pure_dict(nnx.state(fast)))
+  assert all(jax.tree.leaves(same))
+
+
+def test_compute_from_settings():
+  assert Compute.from_settings() == PLAIN
+  assert Compute.from_settings("float32", cpu_kernels=True) == CPU_KERNELS
+  assert Compute.from_settings("bfloat16") == BFLOAT16
+  both = Compute.from_settings("bfloat16", cpu_kernels=True)
+  assert both == dataclasses.replace(CPU_KERNELS, dtype=jnp.bfloat16)
+  with pytest.raises(ValueError, match="bfloat16"):
+    Compute.from_settings("float16")
+
+
+def test_a_model_without_compute_is_built_plain_and_refuses_a_dtype():
+  """A user's registered model that takes no `compute`: the kernels are an optimisation it does
+  without; a compute dtype it cannot honour is an error naming the fix."""
+
+  @register("test_no_compute", role="denoiser", protocol="denoise")
+  class NoCompute(nnx.Module):
+    def __init__(self, channels: int = 1, *, rngs: nnx.Rngs):
+      self.conv = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+
+  try:
+    model = get_model("test_no_compute", compute=CPU_KERNELS)
+    assert model.conv.conv_general_dilated is jax.lax.conv_general_dilated
+    with pytest.raises(ValueError, match="compute"):
+      get_model("test_no_compute", compute=BFLOAT16)
+  finally:
+    del REGISTRY["test_no_compute"]

@@ -24,11 +24,12 @@ from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.eval_config import get_config
 from sfm_jax.evaluation import pictures
-from sfm_jax.evaluation.runs import run_denoise, run_sr
+from sfm_jax.evaluation import DenoiseEvaluator, SREvaluator
+from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.restore import Options, Restorer, main, restore_photo
-from sfm_jax.train.loop import build_model
+from sfm_jax.train.setup import build_model
 from sfm_jax.weights import load_weights, save_weights
 
 SFM_RUN = "gray_DnCNN_55_SFMm2_0.50_Noise0_GT0_rad_0.85_radsig_0.15"
@@ -360,10 +361,10 @@ def test_psnr_vs_sigma_plot_and_strips(tmp_path, tiny_folder):
   settings.sigmas = (15.0, 50.0)
   model = get_model("dct_denoiser", patch=4, ratio=0.0)
   images = load_folder(tiny_folder, channels=1)
-  card = model_card("dct_denoiser", {"patch": 4})
-  run_denoise(model, card, "identity", settings, images, "tiny", tmp_path / "a")
-  run_denoise(model, card, "identity", settings, images, "tiny", tmp_path / "b",
-              save_images=True, compare=(str(tmp_path / "a"),))
+  evaluator = DenoiseEvaluator(settings, model_card("dct_denoiser", {"patch": 4}))
+  evaluator.run(make_apply(model), images, tmp_path / "a", "identity", "tiny")
+  evaluator.run(make_apply(model), images, tmp_path / "b", "identity", "tiny",
+                save_images=True, compare=(str(tmp_path / "a"),))
   assert (tmp_path / "b" / "psnr_vs_sigma.png").stat().st_size > 10_000
   strips = sorted((tmp_path / "b" / "strips").glob("*.png"))
   assert len(strips) == pictures.STRIP_IMAGES * 2
@@ -375,10 +376,9 @@ def test_psnr_vs_sigma_plot_and_strips(tmp_path, tiny_folder):
 
 def test_sr_strips_show_bicubic_output_and_hr(tmp_path, tiny_folder):
   settings = get_config().eval
-  settings.niqe = False
+  settings.update(niqe=False, scale=2, blur_sigmas=(0.0,), label="bicubic")
   images = load_folder(tiny_folder, channels=3)
-  run_sr(None, "bicubic", "bicubic", settings, images, "tiny", tmp_path, 2, (0.0,),
-         save_images=True)
+  SREvaluator(settings).run(None, images, tmp_path, "bicubic", "tiny", save_images=True)
   strips = sorted((tmp_path / "strips").glob("*.png"))
   assert len(strips) == pictures.STRIP_IMAGES
   assert np.asarray(Image.open(strips[0])).shape[:2] == (48 + 18, 3 * 48 + 2 * 4)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sfm_jax.config_base import ABLATION_ARMS
-from sfm_jax.train.loop import build_task
+from sfm_jax.train.setup import build_task
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))

@@ -16,7 +16,8 @@ from flax import nnx
 from PIL import Image
 from test_metrics import reference_ssim
 
-from sfm_jax.train.loop import build_model, train_and_evaluate
+from sfm_jax.train.loop import train_and_evaluate
+from sfm_jax.train.setup import build_model
 from sfm_jax.weights import load_weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def test_full_runs_cover_every_task_kind():
 def test_every_config_traces_its_train_step(name, tiny_folder, tmp_path):
   """Task, model and optimiser of the config fit together: one train step traced abstractly
   (jax.eval_shape, no compilation) on a batch of its patch size; the loss is a finite scalar."""
-  from sfm_jax.train.loop import build_task, initial_state, make_train_step
+  from sfm_jax.train.setup import build_task, initial_state, make_train_step
 
   config = shrink(load_config(name), tiny_folder)
   provide_frozen_networks(config, tmp_path)

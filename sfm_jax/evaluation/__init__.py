@@ -1,11 +1,38 @@
-"""The test protocols, one module per kind of model, all driven by `config.eval`:
+"""The evaluation protocols, one evaluator each, given a predict function (big_vision's
+`evaluators/` shape). Validation during training and `eval.py` use the same evaluators:
+`validate(predict, images)` scores one setting and returns a `results.ValidationResult`;
+`run(predict, images, output, ...)` runs the whole protocol and writes its reports.
 
-- `denoise`: the SFM denoising protocol (seeded noise per image and σ, clamped input and output,
-  PSNR with peak 1 on whole images, SSIM, DCT low/high-band MSE).
-- `sr`: the SR papers' protocol (MATLAB bicubic LR, Y-channel PSNR/SSIM with a border crop equal
-  to the scale), with an optional Gaussian blur sweep.
-- `ikc`: IKC's test (Predictor, then Corrector steps) on blurred LR.
+- "denoise" (`denoise.DenoiseEvaluator`): the SFM denoising protocol (seeded noise per image and
+  σ, clamped input and output, PSNR with peak 1 on whole images, SSIM, DCT low/high-band MSE).
+- "sr" (`sr.SREvaluator`): the SR papers' protocol (MATLAB bicubic LR, Y-channel PSNR/SSIM with
+  a border crop equal to the scale), an optional Gaussian blur sweep, NIQE.
+- "ikc" (`ikc.IKCEvaluator`, eval.py only): IKC's test (Predictor, then Corrector steps).
+- "fca" (`fca.FCAEvaluator`): frequency-density gaps of an adaptation generator; adapted pairs.
+- "kernel" (`kernel.KernelEvaluator`, training only): an estimated blur kernel through a frozen
+  SR network.
 
-The training loop's validation and `eval.py` call the same functions. Metrics live in
-`sfm_jax.metrics`; image writing in `sfm_jax.data.images`.
+A model's protocol is on its card (`models.ModelCard.protocol`); a training task names the
+protocol that validates it (`tasks.base.Task.protocol`). This package imports no task.
 """
+
+from sfm_jax.evaluation.denoise import DenoiseEvaluator
+from sfm_jax.evaluation.fca import FCAEvaluator
+from sfm_jax.evaluation.ikc import IKCEvaluator
+from sfm_jax.evaluation.kernel import KernelEvaluator
+from sfm_jax.evaluation.sr import SREvaluator
+
+EVALUATORS = {"denoise": DenoiseEvaluator, "sr": SREvaluator, "fca": FCAEvaluator,
+              "kernel": KernelEvaluator}
+
+
+def make_evaluator(protocol: str, settings, card=None):
+  """The evaluator of `protocol` with `settings` (a config.eval) for a model with `card`."""
+  if protocol not in EVALUATORS:
+    raise ValueError(f"no evaluator for protocol {protocol!r}; the protocols are "
+                     f"{sorted(EVALUATORS)} (IKC: eval.py --task ikc --ikc_weights ...).")
+  return EVALUATORS[protocol](settings, card)
+
+
+__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "IKCEvaluator", "KernelEvaluator",
+           "SREvaluator", "make_evaluator"]

@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from sfm_jax import ops
 from sfm_jax.data.images import save_png
-from sfm_jax.evaluation.pictures import STRIP_IMAGES, write_strip
+from sfm_jax.evaluation.pictures import STRIP_IMAGES, plot_psnr_vs_sigma, print_report, write_strip
 from sfm_jax.inference import restore_image
 from sfm_jax.metrics import psnr, ssim
+from sfm_jax.results import ValidationResult
 
 # The SSIM window: the standard one (Wang et al. 2004; MATLAB `ssim_index`, KAIR, BasicSR) or the
 # SFM test script's (skimage's default).
@@ -136,3 +137,52 @@ def write_reports(out_dir: pathlib.Path, rows: list[dict], summary: dict, protoc
   report = {"protocol": dataclasses.asdict(protocol),
             "per_sigma": {f"{s:g}": m for s, m in summary.items()}}
   (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
+
+
+class DenoiseEvaluator:
+  """The denoising protocol of `settings` (a denoising config.eval: sigmas, clip_noisy,
+  noise_seed, ...) for a model with card `card`; the model is `denoise(noisy (1, H, W, C),
+  noise_level (1,)) -> (1, H, W, C)`."""
+
+  def __init__(self, settings, card):
+    self.protocol = Protocol.from_config(settings)
+    self.card = card
+
+  def validate(self, denoise, images) -> ValidationResult:
+    """PSNR/SSIM at the first σ of the protocol (training validation sets one: eval.sigma)."""
+    sigma = self.protocol.sigmas[0]
+    protocol = dataclasses.replace(self.protocol, sigmas=(sigma,))
+    m = summarize(evaluate_images(denoise, images, protocol, self.card.size_multiple))[sigma]
+    return ValidationResult.comparison(f"σ={sigma:g}", ("noisy", "denoised"), m["noisy_psnr"],
+                                       m["psnr"], m["ssim"])
+
+  def run(self, denoise, images, output: pathlib.Path, source: str, dataset: str,
+          save_images: bool = False, compare: tuple[str, ...] = ()) -> dict:
+    """eval.py: every σ; OUT/results.csv, OUT/summary.json, and OUT/psnr_vs_sigma.png with the
+    models of the `compare` folders (earlier eval.py outputs) and their differences to the
+    first of them. Returns the means per σ."""
+    rows = evaluate_images(denoise, images, self.protocol, self.card.size_multiple,
+                           output / "images" if save_images else None, progress=True)
+    summary = summarize(rows)
+    write_reports(output, rows, summary, self.protocol)
+    print_report(source, dataset, images, format_table(summary, self.protocol), output)
+    curves = {_label(folder): _psnr_by_sigma(folder) for folder in map(pathlib.Path, compare)}
+    curves[_label(output, self.card.name)] = {s: m["psnr"] for s, m in summary.items()}
+    plot_psnr_vs_sigma(curves, output / "psnr_vs_sigma.png")
+    print(f"PSNR against σ: {output / 'psnr_vs_sigma.png'}")
+    return summary
+
+
+def _label(folder: pathlib.Path, model_name: str = "") -> str:
+  """A run's name in the plots: its output folder's, or the model's for the default eval/."""
+  name = folder.resolve().name
+  return model_name if model_name and name == "eval" else name
+
+
+def _psnr_by_sigma(folder: pathlib.Path) -> dict[float, float]:
+  """{σ: mean PSNR} of an earlier denoising eval.py output folder."""
+  report = json.loads((folder / "summary.json").read_text())
+  if "per_sigma" not in report:
+    raise ValueError(f"--compare {folder}: its summary.json is not a denoising evaluation; "
+                     "compare denoisers with denoisers.")
+  return {float(s): m["psnr"] for s, m in report["per_sigma"].items()}

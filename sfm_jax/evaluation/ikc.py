@@ -3,9 +3,13 @@ Predictor's kernel code, then SFTMD / Corrector steps, scored after every step."
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 
-from sfm_jax.evaluation.sr import sr_cases
+from sfm_jax import ops
+from sfm_jax.evaluation.pictures import print_report
+from sfm_jax.evaluation.sr import sr_cases, write_sr_reports
 from sfm_jax.metrics import quantize, sr_scores
 from sfm_jax.models.ikc import iterative_correction
 
@@ -45,3 +49,27 @@ def format_ikc_table(summary: dict, scale: int, corrections: int) -> str:
   for sigma, means in summary.items():
     lines.append(f"{sigma:>13g}" + "".join(f"{means[k]:>13.2f}" for k in keys))
   return "\n".join(lines)
+
+
+class IKCEvaluator:
+  """eval.py's IKC test at every blur σ of `settings` (eval.blur_sigmas > 0, corrections,
+  kernel_size, y_channel) for the (SFTMD, Predictor, Corrector) apply functions."""
+
+  def __init__(self, settings, scale: int, code_len: int):
+    if not settings.blur_sigmas or min(settings.blur_sigmas) <= 0:
+      raise ValueError("IKC restores blurred images: set --config.eval.blur_sigmas to values > 0, "
+                       "e.g. 1.8,2.6,3.2 (IKC's Gaussian8 range) or 0.2,1,2,3,4.")
+    self.settings, self.scale, self.code_len = settings, scale, code_len
+
+  def run(self, networks, images, output: pathlib.Path, source: str, dataset: str) -> dict:
+    s = self.settings
+    codes = lambda sigma: ops.gaussian_codes([sigma], s.kernel_size, self.code_len)  # noqa: E731
+    rows = [row for sigma in s.blur_sigmas
+            for row in evaluate_ikc(*networks, codes, images, self.scale,
+                                    blur_sigma=float(sigma), corrections=s.corrections,
+                                    kernel_size=s.kernel_size, y_channel=s.y_channel,
+                                    progress=True)]
+    summary = write_sr_reports(output, rows, self.scale, IKC_COLUMNS)
+    print_report(source, dataset, images, format_ikc_table(summary, self.scale, s.corrections),
+                 output)
+    return summary

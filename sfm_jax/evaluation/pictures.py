@@ -65,3 +65,10 @@ def write_strip(path: pathlib.Path, panels: list[tuple[str, np.ndarray]],
     draw.text((i * (w + gap) + 3, h + 3), label, fill="black")
   path.parent.mkdir(parents=True, exist_ok=True)
   canvas.save(path)
+
+
+def print_report(source: str, dataset: str, images, table: str, output: pathlib.Path):
+  """eval.py's printed report: the model and data, the table, where the rows are."""
+  print(f"{source} on {dataset} ({len(images)} images)")
+  print(table)
+  print(f"Per-image results: {output / 'results.csv'}")

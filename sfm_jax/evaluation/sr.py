@@ -8,14 +8,17 @@ import csv
 import json
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple
-from sfm_jax.evaluation.pictures import STRIP_IMAGES, write_strip
+from sfm_jax.evaluation.pictures import STRIP_IMAGES, print_report, write_strip
+from sfm_jax.inference import restore_image
 from sfm_jax.metrics import quantize, sr_scores
 from sfm_jax.niqe import niqe_or_nan
+from sfm_jax.results import ValidationResult
 
 SR_COLUMNS = ("image", "scale", "blur_sigma", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim",
               "niqe", "bicubic_niqe")
@@ -134,3 +137,60 @@ def plot_perception_distortion(points: dict[str, tuple[float, float]], path: pat
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+class SREvaluator:
+  """The SR protocol of `settings` (an SR config.eval with `scale` and `blur_sigmas` set; `label`
+  names the model's column) for `upscale(lr (1, h, w, C)) -> (1, s·h, s·w, C)`, or None for
+  bicubic alone."""
+
+  def __init__(self, settings, card=None):
+    self.settings = settings
+    self.scale = int(settings.scale)
+    self.label = settings.get("label") or (card.name if card is not None else "SR")
+
+  def validate(self, upscale, images) -> ValidationResult:
+    """PSNR/SSIM at the first blur σ against bicubic (training validation sets one)."""
+    sigma = float(self.settings.blur_sigmas[0])
+    rows = evaluate_sr(lambda lr: np.asarray(upscale(jnp.asarray(lr)[None]))[0], images,
+                       self.scale, blur_sigma=sigma, kernel_size=self.settings.kernel_size,
+                       y_channel=self.settings.y_channel)
+    means = summarize_sr(rows)[sigma]
+    blur = f", blur σ={sigma:g}" if sigma else ""
+    return ValidationResult.comparison(f"×{self.scale}{blur}", ("bicubic", self.label),
+                                       means["bicubic_psnr"], means["psnr"], means["ssim"])
+
+  def run(self, upscale, images, output: pathlib.Path, source: str, dataset: str,
+          save_images: bool = False, compare: tuple[str, ...] = ()) -> dict:
+    """eval.py: every blur σ (eval.tile / tile_overlap / self_ensemble apply); OUT/results.csv,
+    OUT/summary.json, bicubic | output | HR strips with `save_images`, and with eval.niqe
+    OUT/perception_distortion.png (bicubic, this model and the `compare` folders' models)."""
+    s = self.settings
+    whole = None if upscale is None else (lambda lr: restore_image(
+        lambda x, _: upscale(x), lr, 0.0, tile=s.tile, tile_overlap=s.tile_overlap,
+        self_ensemble=s.self_ensemble))
+    niqe = s.get("niqe", False)
+    rows = [row for sigma in s.blur_sigmas
+            for row in evaluate_sr(whole, images, self.scale, blur_sigma=float(sigma),
+                                   kernel_size=s.kernel_size, y_channel=s.y_channel,
+                                   progress=True, niqe=niqe,
+                                   strip_dir=output / "strips" if save_images else None)]
+    summary = write_sr_reports(output, rows, self.scale)
+    table = format_sr_table(summary, self.label, self.scale, rgb=not s.y_channel)
+    print_report(source, dataset, images, table, output)
+    if niqe:
+      self._plot_perception_distortion(next(iter(summary.values())), compare, output)
+    return summary
+
+  def _plot_perception_distortion(self, means: dict, compare, output: pathlib.Path):
+    points = {"bicubic": (means["bicubic_psnr"], means["bicubic_niqe"])}
+    if self.label != "bicubic":
+      points[f"{self.label} ({output.name})"] = (means["psnr"], means["niqe"])
+    for folder in map(pathlib.Path, compare):
+      other = json.loads((folder / "summary.json").read_text())
+      if "niqe" not in other:
+        raise ValueError(f"{folder}/summary.json has no NIQE; rerun eval.py there with "
+                         "--config.eval.niqe=True.")
+      points[folder.name] = (other["psnr"], other["niqe"])
+    plot_perception_distortion(points, output / "perception_distortion.png")
+    print(f"Perception–distortion plot: {output / 'perception_distortion.png'}")

@@ -8,11 +8,14 @@ the blind models), and returns the clean estimate (B, H, W, C). SR networks take
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models import layers, registry
+from sfm_jax.models import registry
 from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.discriminators import (
   NMD,
@@ -25,6 +28,7 @@ from sfm_jax.models.dncnn import DnCNN, FFDNet
 from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, WaveletDiscriminator
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel
+from sfm_jax.models.layers import BFLOAT16, COMPUTE_DTYPES, CPU_KERNELS, PLAIN, Compute
 from sfm_jax.models.memnet import MemNet
 from sfm_jax.models.registry import (
   REGISTRY,
@@ -40,23 +44,34 @@ from sfm_jax.models.unet import UNet
 
 
 def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
-              cpu_kernels: bool = False, **overrides) -> nnx.Module:
-  """Builds the model registered as `name` with its paper defaults and `overrides`.
+              compute: Compute = PLAIN, **overrides) -> nnx.Module:
+  """Builds the model registered as `name` with its paper defaults and `overrides`, its
+  convolutions and BatchNorms computing as `compute` says (`layers.Compute`: PLAIN, plain Flax
+  in float32, by default; CPU_KERNELS, BFLOAT16 or `Compute.from_settings(dtype, cpu_kernels)`).
 
-  cpu_kernels=True builds it with the CPU training kernels (`layers.cpu_kernels`: folded conv
-  weight gradient, one-pass BatchNorm); the default is plain Flax. Raises ValueError naming the
-  known models (or the constructor's arguments) on a mistake.
+  A registered model whose constructor takes no `compute` (a user's) is built without it when
+  `compute` only picks kernels (they change no value); a compute dtype it cannot honour raises
+  ValueError, as do an unknown model and an argument its constructor does not take.
   """
-  with layers.cpu_kernels(cpu_kernels):
-    return registry.get_model(name, seed=seed, rngs=rngs, **overrides)
+  # transitional: removed once train/ and evaluation/ pass compute=
+  if overrides.pop("cpu_kernels", False):
+    compute = dataclasses.replace(compute, conv_general_dilated=CPU_KERNELS.conv_general_dilated,
+                                  one_pass_batch_norm=True)
+  cls = registry.registration(name, overrides.get("module", "")).cls
+  if "compute" in inspect.signature(cls.__init__).parameters:
+    overrides["compute"] = compute
+  elif compute.dtype is not None:
+    raise ValueError(f"model {name!r} cannot compute in {jnp.dtype(compute.dtype).name}: its "
+                     "constructor takes no `compute`; add `*, compute: Compute = PLAIN` and build "
+                     "its layers with compute.conv and compute.batch_norm.")
+  return registry.get_model(name, seed=seed, rngs=rngs, **overrides)
 
 
-# None: Flax's default, the dtype of the inputs and parameters (float32 throughout)
-COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
-
-
+# transitional: removed once train/ and evaluation/ pass compute=
 def set_compute_dtype(model: nnx.Module, dtype: str) -> nnx.Module:
-  """Runs every convolution of `model` in `dtype` ("float32" or "bfloat16"): inputs and kernels
+  """Deprecated: build the model with `compute=Compute.from_settings(dtype)` instead.
+
+  Runs every convolution of `model` in `dtype` ("float32" or "bfloat16"): inputs and kernels
   are cast for the product. Parameters stay float32; normalisation and dense layers (the
   discriminators' logits) compute in float32. Returns `model`, changed in place (a graph
   setting, not a weight)."""
@@ -73,9 +88,9 @@ def count_params(model: nnx.Module) -> int:
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-__all__ = ["FRSR", "KMSR", "NMD", "RCAN", "RDN", "REGISTRY", "SFTMD", "Corrector", "DCTDenoiser",
-           "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
-           "KernelEstimator", "MemNet", "ModelCard", "NatSRDiscriminator", "Predictor", "RIDNet",
-           "RRDBNet", "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator",
-           "check_model_arguments", "constructor_defaults", "count_params", "get_model",
-           "model_card", "register"]
+__all__ = ["BFLOAT16", "COMPUTE_DTYPES", "CPU_KERNELS", "Compute", "Corrector", "DCTDenoiser",
+           "DnCNN", "FFDNet", "FRSR", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
+           "KMSR", "KernelEstimator", "MemNet", "ModelCard", "NMD", "NatSRDiscriminator", "PLAIN",
+           "Predictor", "RCAN", "RDN", "REGISTRY", "RIDNet", "RRDBNet", "SFTMD", "UNet",
+           "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator", "check_model_arguments",
+           "constructor_defaults", "count_params", "get_model", "model_card", "register"]

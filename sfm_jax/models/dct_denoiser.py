@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.models.layers import PLAIN, Compute
 from sfm_jax.models.registry import register
 
 THRESHOLDS = ("hard", "soft", "dhard")
@@ -38,13 +39,16 @@ class DCTDenoiser(nnx.Module):
     threshold: "hard" (default), "soft", or "dhard" (differentiable hard, for a learned ratio).
     learnable: make `ratio` a trainable parameter (use with "dhard" or "soft").
     temperature: λ of "dhard".
+    compute: ignored: the DCT transforms are frozen convs that stay float32 at the highest
+      precision, whatever the compute.
   Call:
     noisy (B, H, W, C) in [0, 1] with H, W ≥ N; noise_level (B,) σ on the [0, 1] scale.
   """
 
   def __init__(self, channels: int = 1, patch: int = 7, ratio: float = 2.7,
                threshold: str = "hard", learnable: bool = False, temperature: float = 0.1, *,
-               rngs: nnx.Rngs | None = None):
+               rngs: nnx.Rngs | None = None, compute: Compute = PLAIN):
+    del rngs, compute  # nothing random; the DCT convs stay float32
     if threshold not in THRESHOLDS:
       raise ValueError(f"threshold={threshold!r}; use one of {THRESHOLDS}.")
     self.patch, self.threshold, self.temperature = patch, threshold, temperature

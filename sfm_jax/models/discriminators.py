@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import batch_norm, conv, lrelu, torch_default, torch_flatten
+from sfm_jax.models.layers import PLAIN, Compute, lrelu, torch_default, torch_flatten
 from sfm_jax.models.registry import register
 
 # TF `variance_scaling_initializer()`: factor 2, fan_in, truncated normal (σ ≈ √(1.3·2/fan_in)).
@@ -45,22 +45,25 @@ class VGGDiscriminator(nnx.Module):
 
   size = 128
 
-  def __init__(self, channels: int = 1, nf: int = 64, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 1, nf: int = 64, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     widths = [nf, nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf]
-    self.conv0_0 = conv(channels, nf, 3, rngs=rngs)
+    self.conv0_0 = compute.conv(channels, nf, 3, rngs=rngs)
     for k in range(5):
-      self._stage(k, widths[k], widths[k + 1], rngs)
+      self._stage(k, widths[k], widths[k + 1], rngs, compute)
     self.linear1 = nnx.Linear(8 * nf * 4 * 4, 100, kernel_init=torch_default, rngs=rngs)
     self.linear2 = nnx.Linear(100, 1, kernel_init=torch_default, rngs=rngs)
 
-  def _stage(self, k: int, in_features: int, out_features: int, rngs: nnx.Rngs):
+  def _stage(self, k: int, in_features: int, out_features: int, rngs: nnx.Rngs,
+             compute: Compute):
     """conv{k}_0/bn{k}_0 (3×3 s1; absent for k = 0) and conv{k}_1/bn{k}_1 (4×4 s2 p1)."""
     if k > 0:
-      setattr(self, f"conv{k}_0", conv(in_features, out_features, 3, use_bias=False, rngs=rngs))
-      setattr(self, f"bn{k}_0", batch_norm(out_features, rngs=rngs))
-    setattr(self, f"conv{k}_1", conv(out_features, out_features, 4, stride=2, padding=1,
-                                     use_bias=False, rngs=rngs))
-    setattr(self, f"bn{k}_1", batch_norm(out_features, rngs=rngs))
+      setattr(self, f"conv{k}_0", compute.conv(in_features, out_features, 3, use_bias=False,
+                                               rngs=rngs))
+      setattr(self, f"bn{k}_0", compute.batch_norm(out_features, rngs=rngs))
+    setattr(self, f"conv{k}_1", compute.conv(out_features, out_features, 4, stride=2,
+                                             padding=1, use_bias=False, rngs=rngs))
+    setattr(self, f"bn{k}_1", compute.batch_norm(out_features, rngs=rngs))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.shape[1:3] != (self.size, self.size):
@@ -93,10 +96,14 @@ class SNConv(nnx.Module):
   (`use_running_average=False`, set by `model.train()`, the default) u ← u'; after `model.eval()`
   the same iteration runs from the stored u, which is left unchanged. u' and v are constants for
   the gradient (as in Miyato et al. and `nnx.SpectralNorm`).
+
+  The convolution computes in `compute.dtype` (the power iteration in float32) and is always
+  lax's, whatever `compute.conv_general_dilated`.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel: int = 3, stride: int = 1, *,
-               rngs: nnx.Rngs, kernel_init=tf_he, use_running_average: bool = False):
+               rngs: nnx.Rngs, kernel_init=tf_he, use_running_average: bool = False,
+               compute: Compute = PLAIN):
     self.stride = stride
     self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features,
                                                         out_features)))
@@ -104,7 +111,7 @@ class SNConv(nnx.Module):
     self.u = nnx.BatchStat(jax.random.truncated_normal(rngs.params(), -2.0, 2.0,
                                                        (1, out_features)))
     self.use_running_average = use_running_average
-    self.dtype = None  # the convolution's dtype (None: the input's and the kernel's)
+    self.dtype = compute.dtype  # the convolution's dtype (None: the input's and the kernel's)
 
   def normalized_kernel(self) -> jax.Array:
     """W/σ after one power iteration; stores the new u in training mode."""
@@ -144,16 +151,17 @@ class NatSRDiscriminator(nnx.Module):
   """
 
   def __init__(self, channels: int = 3, nf: int = 64, wiring: str = "current", *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
     if wiring not in ("current", "released"):
       raise ValueError(f"wiring must be 'current' (conv5_2 -> conv6_1) or 'released' "
                        f"(conv4_2 -> conv6_1), got {wiring!r}.")
     self.wiring = wiring
     widths = [channels] + [w for m in (1, 2, 4, 8, 16) for w in (nf * m, nf * m)]
-    self.convs = nnx.List([SNConv(widths[i], widths[i + 1], 3, 1 + i % 2, rngs=rngs)
+    self.convs = nnx.List([SNConv(widths[i], widths[i + 1], 3, 1 + i % 2, rngs=rngs,
+                                  compute=compute)
                            for i in range(10)])
     head_in = widths[10] if wiring == "current" else widths[8]
-    self.conv6_1 = SNConv(head_in, 1, 3, rngs=rngs, kernel_init=tf_glorot)
+    self.conv6_1 = SNConv(head_in, 1, 3, rngs=rngs, kernel_init=tf_glorot, compute=compute)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     used = self.convs if self.wiring == "current" else self.convs[:8]
@@ -183,11 +191,13 @@ class NMD(nnx.Module):
   Call: model(x (B, H, W, channels) in [0, 1], H and W multiples of 16) -> logits (B,).
   """
 
-  def __init__(self, channels: int = 3, nf: int = 64, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 3, nf: int = 64, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     widths = [channels] + [w for m in (1, 2, 4, 8) for w in (nf * m, nf * m)]
-    self.convs = nnx.List([conv(widths[i], widths[i + 1], 3, kernel_init=tf_he, rngs=rngs)
+    self.convs = nnx.List([compute.conv(widths[i], widths[i + 1], 3, kernel_init=tf_he,
+                                        rngs=rngs)
                            for i in range(8)])
-    self.conv5_1 = conv(widths[8], 1, 3, kernel_init=tf_glorot, rngs=rngs)
+    self.conv5_1 = compute.conv(widths[8], 1, 3, kernel_init=tf_glorot, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.shape[1] % 16 or x.shape[2] % 16:
@@ -226,9 +236,10 @@ class VGG19Features(nnx.Module):
   exactly as the original's broadcast does. Odd sizes are floored by the pools, as in PyTorch.
   """
 
-  def __init__(self, *, rngs: nnx.Rngs):
+  def __init__(self, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
     widths = (3, *_VGG19_WIDTHS)
-    self.convs = nnx.List([conv(widths[i], widths[i + 1], 3, rngs=rngs) for i in range(16)])
+    self.convs = nnx.List([compute.conv(widths[i], widths[i + 1], 3, rngs=rngs)
+                           for i in range(16)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.shape[-1] not in (1, 3):

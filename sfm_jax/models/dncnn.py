@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax.models.layers import (
-    batch_norm,
-    conv,
+    PLAIN,
+    Compute,
     kaiming_normal,
     pixel_shuffle,
     pixel_unshuffle,
@@ -21,11 +21,12 @@ class ConvBNStack(nnx.Module):
   """conv+ReLU, (depth − 2) × [conv + BN + ReLU], conv; all 3×3, no biases (DnCNN body)."""
 
   def __init__(self, in_features: int, out_features: int, depth: int, features: int, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
     widths = [in_features] + [features] * (depth - 1) + [out_features]
-    self.convs = nnx.List([conv(a, b, 3, use_bias=False, kernel_init=kaiming_normal, rngs=rngs)
+    self.convs = nnx.List([compute.conv(a, b, 3, use_bias=False, kernel_init=kaiming_normal,
+                                        rngs=rngs)
                            for a, b in zip(widths[:-1], widths[1:], strict=True)])
-    self.norms = nnx.List([batch_norm(features, scale_init=sfm_bn_scale_init, rngs=rngs)
+    self.norms = nnx.List([compute.batch_norm(features, scale_init=sfm_bn_scale_init, rngs=rngs)
                            for _ in range(depth - 2)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,8 +51,9 @@ class DnCNN(nnx.Module):
   """
 
   def __init__(self, channels: int = 1, num_layers: int = 17, features: int = 64, *,
-               rngs: nnx.Rngs):
-    self.body = ConvBNStack(channels, channels, num_layers, features, rngs=rngs)
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.body = ConvBNStack(channels, channels, num_layers, features, rngs=rngs,
+                            compute=compute)
 
   def __call__(self, noisy: jax.Array, noise_level: jax.Array | None = None) -> jax.Array:
     return noisy - self.body(noisy)
@@ -80,10 +82,11 @@ class FFDNet(nnx.Module):
   """
 
   def __init__(self, channels: int = 1, num_layers: int | None = None,
-               features: int | None = None, *, rngs: nnx.Rngs):
+               features: int | None = None, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
     num_layers = ffdnet_depth(channels, num_layers)
     features = features or (64 if channels == 1 else 96)
-    self.body = ConvBNStack(5 * channels, 4 * channels, num_layers, features, rngs=rngs)
+    self.body = ConvBNStack(5 * channels, 4 * channels, num_layers, features, rngs=rngs,
+                            compute=compute)
 
   def __call__(self, noisy: jax.Array, noise_level: jax.Array | None = None) -> jax.Array:
     if noise_level is None:

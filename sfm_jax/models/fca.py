@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from sfm_jax.models.layers import batch_norm, conv, conv_function, torch_default, torch_flatten
+from sfm_jax.models.layers import PLAIN, Compute, torch_default, torch_flatten
 from sfm_jax.models.registry import register
 from sfm_jax.ops import blur, haar_dwt, imresize
 from sfm_jax.ops._checks import check_batch, check_multiple_of
@@ -30,19 +30,20 @@ KERNEL_MODES = ("convolve", "multiply")
 
 
 def conv_same(in_features: int, out_features: int, kernel: tuple[int, int], *,
-              rngs: nnx.Rngs) -> nnx.Conv:
+              rngs: nnx.Rngs, compute: Compute = PLAIN) -> nnx.Conv:
   """PyTorch `Conv2d(..., kernel_size=(kh, kw), padding="same")` for odd kh, kw (stride 1)."""
   kh, kw = kernel
-  return nnx.Conv(in_features, out_features, (kh, kw), padding=((kh // 2, kh // 2),
-                                                                (kw // 2, kw // 2)),
-                  kernel_init=torch_default, rngs=rngs, conv_general_dilated=conv_function())
+  return compute.nnx_conv(in_features, out_features, (kh, kw), rngs=rngs,
+                          padding=((kh // 2, kh // 2), (kw // 2, kw // 2)),
+                          kernel_init=torch_default)
 
 
 def conv_tf_same(in_features: int, out_features: int, kernel: int, stride: int, *,
-                 rngs: nnx.Rngs) -> nnx.Conv:
-  """The student's `Conv2dSame` (TF SAME: pad max((⌈i/s⌉−1)s + k − i, 0), extra at the end)."""
+                 rngs: nnx.Rngs, compute: Compute = PLAIN) -> nnx.Conv:
+  """The student's `Conv2dSame` (TF SAME: pad max((⌈i/s⌉−1)s + k − i, 0), extra at the end);
+  lax's convolution whatever `compute.conv_general_dilated`, in `compute.dtype`."""
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride), padding="SAME",
-                  kernel_init=torch_default, rngs=rngs)
+                  kernel_init=torch_default, rngs=rngs, dtype=compute.dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,10 +71,11 @@ class ResidualDsBlock(nnx.Module):
   intent. Both have the same parameters (5·(9nf² + nf) + 6nf² + nf).
   """
 
-  def __init__(self, nf: int = 64, faithful_bug: bool = False, *, rngs: nnx.Rngs):
+  def __init__(self, nf: int = 64, faithful_bug: bool = False, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     self.faithful_bug = faithful_bug
-    self.convs = nnx.List([conv(nf, nf, 3, rngs=rngs) for _ in range(5)])
-    self.fuse = conv(6 * nf, nf, 1, rngs=rngs)
+    self.convs = nnx.List([compute.conv(nf, nf, 3, rngs=rngs) for _ in range(5)])
+    self.fuse = compute.conv(6 * nf, nf, 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     feats, running = [x], x
@@ -87,8 +89,9 @@ class ResidualDsBlock(nnx.Module):
 class ResidualBlock(nnx.Module):
   """Two residual units x + conv3×3(ReLU(conv3×3(x))), nf channels (the student's guess)."""
 
-  def __init__(self, nf: int = 64, units: int = 2, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([conv(nf, nf, 3, rngs=rngs) for _ in range(2 * units)])
+  def __init__(self, nf: int = 64, units: int = 2, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.convs = nnx.List([compute.conv(nf, nf, 3, rngs=rngs) for _ in range(2 * units)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     for first, second in zip(self.convs[0::2], self.convs[1::2], strict=True):
@@ -130,7 +133,7 @@ class KernelEstimator(nnx.Module):
 
   def __init__(self, channels: int = 3, nf: int = 64, kernel_mode: str = "convolve",
                kernel_size: int = 13, scale: int = 4, faithful_rds_bug: bool = False, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
     if kernel_mode not in KERNEL_MODES:
       raise ValueError(f"kernel_mode={kernel_mode!r}; use one of {KERNEL_MODES}.")
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -141,12 +144,13 @@ class KernelEstimator(nnx.Module):
     if int(scale) != scale or scale < 1:
       raise ValueError(f"scale={scale} must be a positive integer, e.g. 4.")
     self.kernel_mode, self.kernel_size, self.scale = kernel_mode, kernel_size, int(scale)
-    self.branches = nnx.List([conv_same(channels, nf, k, rngs=rngs)
+    self.branches = nnx.List([conv_same(channels, nf, k, rngs=rngs, compute=compute)
                               for k in ((1, 3), (3, 1), (3, 3))])
-    self.down = conv_tf_same(3 * nf, nf, 3, 2, rngs=rngs)
-    self.rds_block = ResidualDsBlock(nf, faithful_rds_bug, rngs=rngs)
-    self.res_block = ResidualBlock(nf, rngs=rngs)
-    self.head = nnx.List([conv(nf, nf, 1, rngs=rngs), conv(nf, 1, 1, rngs=rngs)])
+    self.down = conv_tf_same(3 * nf, nf, 3, 2, rngs=rngs, compute=compute)
+    self.rds_block = ResidualDsBlock(nf, faithful_rds_bug, rngs=rngs, compute=compute)
+    self.res_block = ResidualBlock(nf, rngs=rngs, compute=compute)
+    self.head = nnx.List([compute.conv(nf, nf, 1, rngs=rngs),
+                          compute.conv(nf, 1, 1, rngs=rngs)])
 
   def kernel_map(self, x: jax.Array) -> jax.Array:
     """The network's output map (B, ⌊⌈H/2⌉/2⌋, ⌊⌈W/2⌉/2⌋, 1), i.e. (B, H/4, W/4, 1) for H, W
@@ -206,13 +210,15 @@ class FrequencyDensityComparator(nnx.Module):
   """
 
   def __init__(self, channels: int = 3, nf: int = 64, reuse_branch2: bool = False, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
     self.reuse_branch2 = reuse_branch2
-    self.branches = nnx.List([conv_same(channels, nf, (1, 3), rngs=rngs) for _ in range(3)])
-    self.downs = nnx.List([conv_tf_same(3 * nf if i == 0 else nf, nf, 3, 2, rngs=rngs)
+    self.branches = nnx.List([conv_same(channels, nf, (1, 3), rngs=rngs, compute=compute)
+                              for _ in range(3)])
+    self.downs = nnx.List([conv_tf_same(3 * nf if i == 0 else nf, nf, 3, 2, rngs=rngs,
+                                        compute=compute)
                            for i in range(3)])
-    self.bn = batch_norm(nf, rngs=rngs)
-    self.out = conv(nf, 1, 3, rngs=rngs)
+    self.bn = compute.batch_norm(nf, rngs=rngs)
+    self.out = compute.conv(nf, 1, 3, rngs=rngs)
 
   def encode(self, x: jax.Array) -> jax.Array:
     """E(x): (B, H, W, C) -> (B, ⌈H/8⌉, ⌈W/8⌉, 1)."""
@@ -254,11 +260,12 @@ class WaveletDiscriminator(nnx.Module):
 
   size = 128
 
-  def __init__(self, channels: int = 3, nf: int = 64, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 3, nf: int = 64, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     widths = [3 * channels, nf, 2 * nf, 4 * nf, 8 * nf]
-    self.convs = nnx.List([conv_tf_same(a, b, 5, 2, rngs=rngs)
+    self.convs = nnx.List([conv_tf_same(a, b, 5, 2, rngs=rngs, compute=compute)
                            for a, b in zip(widths[:-1], widths[1:], strict=True)])
-    self.bns = nnx.List([batch_norm(b, rngs=rngs) for b in widths[1:]])
+    self.bns = nnx.List([compute.batch_norm(b, rngs=rngs) for b in widths[1:]])
     side = self.size // 32
     self.fc = nnx.Linear(8 * nf * side * side, 1, kernel_init=torch_default, rngs=rngs)
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import conv, lrelu
+from sfm_jax.models.layers import PLAIN, Compute, lrelu
 from sfm_jax.models.registry import register
 from sfm_jax.models.sr import ConvShuffleUpsampler
 
@@ -21,11 +21,12 @@ def _code_map(code: jax.Array, like: jax.Array) -> jax.Array:
 class SFTLayer(nnx.Module):
   """fea · sigmoid(mul(cat)) + add(cat), with cat = [fea, code map]; mul/add = conv-LReLU-conv."""
 
-  def __init__(self, nf: int, code_len: int, hidden: int = 32, *, rngs: nnx.Rngs):
-    self.mul = nnx.List([conv(nf + code_len, hidden, 3, rngs=rngs),
-                         conv(hidden, nf, 3, rngs=rngs)])
-    self.add = nnx.List([conv(nf + code_len, hidden, 3, rngs=rngs),
-                         conv(hidden, nf, 3, rngs=rngs)])
+  def __init__(self, nf: int, code_len: int, hidden: int = 32, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.mul = nnx.List([compute.conv(nf + code_len, hidden, 3, rngs=rngs),
+                         compute.conv(hidden, nf, 3, rngs=rngs)])
+    self.add = nnx.List([compute.conv(nf + code_len, hidden, 3, rngs=rngs),
+                         compute.conv(hidden, nf, 3, rngs=rngs)])
 
   def __call__(self, fea: jax.Array, code_map: jax.Array) -> jax.Array:
     cat = jnp.concatenate([fea, code_map], axis=-1)
@@ -35,9 +36,11 @@ class SFTLayer(nnx.Module):
 
 
 class SFTResidualBlock(nnx.Module):
-  def __init__(self, nf: int, code_len: int, *, rngs: nnx.Rngs):
-    self.sft1, self.sft2 = SFTLayer(nf, code_len, rngs=rngs), SFTLayer(nf, code_len, rngs=rngs)
-    self.conv1, self.conv2 = conv(nf, nf, 3, rngs=rngs), conv(nf, nf, 3, rngs=rngs)
+  def __init__(self, nf: int, code_len: int, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.sft1 = SFTLayer(nf, code_len, rngs=rngs, compute=compute)
+    self.sft2 = SFTLayer(nf, code_len, rngs=rngs, compute=compute)
+    self.conv1 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
 
   def __call__(self, fea: jax.Array, code_map: jax.Array) -> jax.Array:
     f = nnx.relu(self.sft1(fea, code_map))
@@ -55,14 +58,17 @@ class SFTMD(nnx.Module):
   """
 
   def __init__(self, channels: int = 3, scale: int = 4, nf: int = 64, blocks: int = 16,
-               code_len: int = 10, *, rngs: nnx.Rngs):
-    self.conv1, self.conv2 = conv(channels, nf, 3, rngs=rngs), conv(nf, nf, 3, rngs=rngs)
-    self.conv3 = conv(nf, nf, 3, rngs=rngs)
-    self.blocks = nnx.List([SFTResidualBlock(nf, code_len, rngs=rngs) for _ in range(blocks)])
-    self.sft = SFTLayer(nf, code_len, rngs=rngs)
-    self.conv_mid = conv(nf, nf, 3, rngs=rngs)
-    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, activation=lrelu)
-    self.conv_output = conv(nf, channels, 9, rngs=rngs)
+               code_len: int = 10, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.conv1 = compute.conv(channels, nf, 3, rngs=rngs)
+    self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.conv3 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.blocks = nnx.List([SFTResidualBlock(nf, code_len, rngs=rngs, compute=compute)
+                            for _ in range(blocks)])
+    self.sft = SFTLayer(nf, code_len, rngs=rngs, compute=compute)
+    self.conv_mid = compute.conv(nf, nf, 3, rngs=rngs)
+    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, activation=lrelu,
+                                          compute=compute)
+    self.conv_output = compute.conv(nf, channels, 9, rngs=rngs)
 
   def __call__(self, lr: jax.Array, code: jax.Array) -> jax.Array:
     code_map = _code_map(code, lr)
@@ -79,10 +85,11 @@ class Predictor(nnx.Module):
   """Kernel-code predictor: six 5×5 convs (strides 1,1,1,2,1,1), LeakyReLU after each (the
   last too), global average pool -> (B, code_len). 430,730 parameters."""
 
-  def __init__(self, channels: int = 3, nf: int = 64, code_len: int = 10, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 3, nf: int = 64, code_len: int = 10, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     widths = [channels, nf, nf, nf, nf, nf, code_len]
     strides = [1, 1, 1, 2, 1, 1]
-    self.convs = nnx.List([conv(a, b, 5, stride=s, rngs=rngs)
+    self.convs = nnx.List([compute.conv(a, b, 5, stride=s, rngs=rngs)
                            for a, b, s in zip(widths[:-1], widths[1:], strides, strict=True)])
 
   def __call__(self, lr: jax.Array) -> jax.Array:
@@ -99,13 +106,15 @@ class Corrector(nnx.Module):
   1,2,1,2,1,1,1) and of the code (two dense layers), fused by 1×1 convs, pooled to a correction
   Δ; returns code + Δ. 649,930 parameters."""
 
-  def __init__(self, channels: int = 3, nf: int = 64, code_len: int = 10, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 3, nf: int = 64, code_len: int = 10, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     strides = [1, 2, 1, 2, 1, 1, 1]
-    self.convs = nnx.List([conv(channels if i == 0 else nf, nf, 5, stride=s, rngs=rngs)
+    self.convs = nnx.List([compute.conv(channels if i == 0 else nf, nf, 5, stride=s, rngs=rngs)
                            for i, s in enumerate(strides)])
     self.code_dense = nnx.List([nnx.Linear(code_len, nf, rngs=rngs), nnx.Linear(nf, nf, rngs=rngs)])
-    self.fuse = nnx.List([conv(2 * nf, 2 * nf, 1, rngs=rngs), conv(2 * nf, nf, 1, rngs=rngs),
-                          conv(nf, code_len, 1, rngs=rngs)])
+    self.fuse = nnx.List([compute.conv(2 * nf, 2 * nf, 1, rngs=rngs),
+                          compute.conv(2 * nf, nf, 1, rngs=rngs),
+                          compute.conv(nf, code_len, 1, rngs=rngs)])
 
   def __call__(self, sr: jax.Array, code: jax.Array) -> jax.Array:
     x = sr

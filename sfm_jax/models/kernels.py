@@ -11,7 +11,8 @@ The TP gives only the idea; the parametrisations are this port's choices (`docs/
   by construction; the logits start at the Gaussian of `sigma` (0: uniform).
 
 Both are called without inputs, `kernel_module() -> (size, size)` float32 summing to 1, take
-`rngs` only to fit the model registry (they draw nothing), and report a σ (`.sigma`).
+`rngs` and `compute` only to fit the model registry (they draw nothing and have no conv or
+BatchNorm), and report a σ (`.sigma`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from sfm_jax import ops
+from sfm_jax.models.layers import PLAIN, Compute
 from sfm_jax.models.registry import register
 
 
@@ -63,8 +65,8 @@ class GaussianKernel(nnx.Module):
   """
 
   def __init__(self, size: int = 21, sigma: float = 1.0, anisotropic: bool = False, *,
-               rngs: nnx.Rngs):
-    del rngs  # nothing random
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
+    del rngs, compute  # nothing random, no conv
     _check(size, sigma, least=1e-6)
     self.size, self.anisotropic = size, anisotropic
     log_sigma = jnp.log(jnp.float32(sigma))
@@ -104,8 +106,9 @@ class FreeKernel(nnx.Module):
       uniform (box) kernel.
   """
 
-  def __init__(self, size: int = 13, sigma: float = 1.0, *, rngs: nnx.Rngs):
-    del rngs  # nothing random
+  def __init__(self, size: int = 13, sigma: float = 1.0, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    del rngs, compute  # nothing random, no conv
     _check(size, sigma, least=0.0)
     self.size = size
     ax = jnp.arange(size, dtype=jnp.float32) - size // 2

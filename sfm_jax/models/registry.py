@@ -7,12 +7,14 @@ read these facts from the card (saved in every weights file) and nowhere else.
 
 A new model is one file and one registration (as BasicSR's `@ARCH_REGISTRY.register()`):
 
-    from sfm_jax.models import register
+    from sfm_jax.models import PLAIN, Compute, register
 
     @register("my_denoiser", role="denoiser", protocol="denoise",
               receptive_field=lambda a: a["num_layers"])
     class MyDenoiser(nnx.Module):
-      def __init__(self, channels: int = 1, num_layers: int = 8, *, rngs: nnx.Rngs): ...
+      def __init__(self, channels: int = 1, num_layers: int = 8, *, rngs: nnx.Rngs,
+                   compute: Compute = PLAIN):
+        ...  # layers from compute.conv(...) and compute.batch_norm(...)
 
 The module that registers a model is saved in its weights files, so `eval.py --weights` and
 restore import it again by themselves.

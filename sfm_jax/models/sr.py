@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import conv, lrelu, pixel_shuffle
+from sfm_jax.models.layers import PLAIN, Compute, lrelu, pixel_shuffle
 from sfm_jax.models.registry import register
 from sfm_jax.models.ridnet import ChannelAttention
 
@@ -32,12 +32,12 @@ class ConvShuffleUpsampler(nnx.Module):
   """[conv 64 -> 64·r², shuffle r] per factor (×4 = two ×2 stages), optional activation."""
 
   def __init__(self, scale: int, features: int, *, rngs: nnx.Rngs, activation=None,
-               shuffle=pixel_shuffle):
+               shuffle=pixel_shuffle, compute: Compute = PLAIN):
     factors = {2: [2], 3: [3], 4: [2, 2]}
     if scale not in factors:
       raise ValueError(f"scale={scale} is not supported; use 2, 3 or 4.")
     self.factors, self.activation, self.shuffle = factors[scale], activation, shuffle
-    self.convs = nnx.List([conv(features, features * r * r, 3, rngs=rngs)
+    self.convs = nnx.List([compute.conv(features, features * r * r, 3, rngs=rngs)
                            for r in self.factors])
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -52,9 +52,9 @@ class ConvShuffleUpsampler(nnx.Module):
 
 
 class ResidualDenseBlock5C(nnx.Module):
-  def __init__(self, nf: int = 64, gc: int = 32, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([conv(nf + i * gc, gc, 3, rngs=rngs) for i in range(4)]
-                          + [conv(nf + 4 * gc, nf, 3, rngs=rngs)])
+  def __init__(self, nf: int = 64, gc: int = 32, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.convs = nnx.List([compute.conv(nf + i * gc, gc, 3, rngs=rngs) for i in range(4)]
+                          + [compute.conv(nf + 4 * gc, nf, 3, rngs=rngs)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     feats = [x]
@@ -64,8 +64,9 @@ class ResidualDenseBlock5C(nnx.Module):
 
 
 class RRDB(nnx.Module):
-  def __init__(self, nf: int = 64, gc: int = 32, *, rngs: nnx.Rngs):
-    self.blocks = nnx.List([ResidualDenseBlock5C(nf, gc, rngs=rngs) for _ in range(3)])
+  def __init__(self, nf: int = 64, gc: int = 32, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.blocks = nnx.List([ResidualDenseBlock5C(nf, gc, rngs=rngs, compute=compute)
+                            for _ in range(3)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     out = x
@@ -82,19 +83,19 @@ class RRDBNet(nnx.Module):
   instead (nearest ×2 + conv + LeakyReLU per stage, then HRconv + LeakyReLU, conv_last)."""
 
   def __init__(self, channels: int = 1, scale: int = 4, nb: int = 23, nf: int = 64, gc: int = 32,
-               esrgan_upsampler: bool = False, *, rngs: nnx.Rngs):
+               esrgan_upsampler: bool = False, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
     self.scale, self.esrgan_upsampler = scale, esrgan_upsampler
-    self.conv_first = conv(channels, nf, 3, rngs=rngs)
-    self.trunk = nnx.List([RRDB(nf, gc, rngs=rngs) for _ in range(nb)])
-    self.trunk_conv = conv(nf, nf, 3, rngs=rngs)
+    self.conv_first = compute.conv(channels, nf, 3, rngs=rngs)
+    self.trunk = nnx.List([RRDB(nf, gc, rngs=rngs, compute=compute) for _ in range(nb)])
+    self.trunk_conv = compute.conv(nf, nf, 3, rngs=rngs)
     if esrgan_upsampler:
       if scale != 4:
         raise ValueError("the ESRGAN upsampler is ×4; use scale=4 or esrgan_upsampler=False.")
-      self.upconvs = nnx.List([conv(nf, nf, 3, rngs=rngs) for _ in range(2)])
-      self.hr_conv = conv(nf, nf, 3, rngs=rngs)
+      self.upconvs = nnx.List([compute.conv(nf, nf, 3, rngs=rngs) for _ in range(2)])
+      self.hr_conv = compute.conv(nf, nf, 3, rngs=rngs)
     else:
-      self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs)
-    self.conv_last = conv(nf, channels, 3, rngs=rngs)
+      self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, compute=compute)
+    self.conv_last = compute.conv(nf, channels, 3, rngs=rngs)
 
   def __call__(self, lr: jax.Array) -> jax.Array:
     fea = self.conv_first(lr)
@@ -115,18 +116,21 @@ class RRDBNet(nnx.Module):
 
 
 class RCAB(nnx.Module):
-  def __init__(self, nf: int, reduction: int, *, rngs: nnx.Rngs):
-    self.conv1, self.conv2 = conv(nf, nf, 3, rngs=rngs), conv(nf, nf, 3, rngs=rngs)
-    self.ca = ChannelAttention(nf, reduction, rngs=rngs)
+  def __init__(self, nf: int, reduction: int, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.conv1 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.ca = ChannelAttention(nf, reduction, rngs=rngs, compute=compute)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.ca(self.conv2(nnx.relu(self.conv1(x)))) + x
 
 
 class ResidualGroup(nnx.Module):
-  def __init__(self, nf: int, reduction: int, blocks: int, *, rngs: nnx.Rngs):
-    self.blocks = nnx.List([RCAB(nf, reduction, rngs=rngs) for _ in range(blocks)])
-    self.conv = conv(nf, nf, 3, rngs=rngs)
+  def __init__(self, nf: int, reduction: int, blocks: int, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.blocks = nnx.List([RCAB(nf, reduction, rngs=rngs, compute=compute)
+                            for _ in range(blocks)])
+    self.conv = compute.conv(nf, nf, 3, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     out = x
@@ -142,13 +146,13 @@ class RCAN(nnx.Module):
   (gray ×4: 15,590,049 parameters)."""
 
   def __init__(self, channels: int = 1, scale: int = 4, groups: int = 10, blocks: int = 20,
-               nf: int = 64, reduction: int = 16, *, rngs: nnx.Rngs):
-    self.head = conv(channels, nf, 3, rngs=rngs)
-    self.groups = nnx.List([ResidualGroup(nf, reduction, blocks, rngs=rngs)
+               nf: int = 64, reduction: int = 16, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.head = compute.conv(channels, nf, 3, rngs=rngs)
+    self.groups = nnx.List([ResidualGroup(nf, reduction, blocks, rngs=rngs, compute=compute)
                             for _ in range(groups)])
-    self.body_conv = conv(nf, nf, 3, rngs=rngs)
-    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs)
-    self.tail = conv(nf, channels, 3, rngs=rngs)
+    self.body_conv = compute.conv(nf, nf, 3, rngs=rngs)
+    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, compute=compute)
+    self.tail = compute.conv(nf, channels, 3, rngs=rngs)
 
   def __call__(self, lr: jax.Array) -> jax.Array:
     x = self.head(lr)
@@ -164,9 +168,10 @@ class RCAN(nnx.Module):
 class RDNBlock(nnx.Module):
   """RDN's residual dense block: C conv+ReLU layers growing by G, 1×1 fusion, local residual."""
 
-  def __init__(self, g0: int, g: int, layers: int, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([conv(g0 + i * g, g, 3, rngs=rngs) for i in range(layers)])
-    self.fusion = conv(g0 + layers * g, g0, 1, rngs=rngs)
+  def __init__(self, g0: int, g: int, layers: int, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.convs = nnx.List([compute.conv(g0 + i * g, g, 3, rngs=rngs) for i in range(layers)])
+    self.fusion = compute.conv(g0 + layers * g, g0, 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x
@@ -182,12 +187,15 @@ class RDN(nnx.Module):
   (RGB ×2: 22,123,395 parameters)."""
 
   def __init__(self, channels: int = 3, scale: int = 2, g0: int = 64, g: int = 64,
-               blocks: int = 16, layers: int = 8, *, rngs: nnx.Rngs):
-    self.sfe1, self.sfe2 = conv(channels, g0, 3, rngs=rngs), conv(g0, g0, 3, rngs=rngs)
-    self.blocks = nnx.List([RDNBlock(g0, g, layers, rngs=rngs) for _ in range(blocks)])
-    self.gff1, self.gff2 = conv(blocks * g0, g0, 1, rngs=rngs), conv(g0, g0, 3, rngs=rngs)
-    self.upsampler = ConvShuffleUpsampler(scale, g0, rngs=rngs)
-    self.output = conv(g0, channels, 3, rngs=rngs)
+               blocks: int = 16, layers: int = 8, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.sfe1 = compute.conv(channels, g0, 3, rngs=rngs)
+    self.sfe2 = compute.conv(g0, g0, 3, rngs=rngs)
+    self.blocks = nnx.List([RDNBlock(g0, g, layers, rngs=rngs, compute=compute)
+                            for _ in range(blocks)])
+    self.gff1 = compute.conv(blocks * g0, g0, 1, rngs=rngs)
+    self.gff2 = compute.conv(g0, g0, 3, rngs=rngs)
+    self.upsampler = ConvShuffleUpsampler(scale, g0, rngs=rngs, compute=compute)
+    self.output = compute.conv(g0, channels, 3, rngs=rngs)
 
   def __call__(self, lr: jax.Array) -> jax.Array:
     sfe1 = self.sfe1(lr)
@@ -206,9 +214,9 @@ class RDN(nnx.Module):
 class FRSRBlock(nnx.Module):
   """NatSR's residual dense block: 5 conv+ReLU (64 each, dense), 1×1 fusion, x + 0.1·f."""
 
-  def __init__(self, nf: int = 64, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([conv(nf * (i + 1), nf, 3, rngs=rngs) for i in range(5)])
-    self.fusion = conv(nf * 6, nf, 1, rngs=rngs)
+  def __init__(self, nf: int = 64, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.convs = nnx.List([compute.conv(nf * (i + 1), nf, 3, rngs=rngs) for i in range(5)])
+    self.fusion = compute.conv(nf * 6, nf, 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     feats = [x]
@@ -222,12 +230,14 @@ class FRSR(nnx.Module):
   """NatSR's fractal residual SR generator (RGB ×4: 4,959,235; ×2: 4,811,523; ×3: 4,996,163
   parameters), TF `depth_to_space` sub-pixel order so the released TF weights map directly."""
 
-  def __init__(self, channels: int = 3, scale: int = 4, nf: int = 64, *, rngs: nnx.Rngs):
-    self.conv1 = conv(channels, nf, 3, rngs=rngs)
-    self.blocks = nnx.List([FRSRBlock(nf, rngs=rngs) for _ in range(8)])
-    self.conv2 = conv(nf, nf, 3, rngs=rngs)
-    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, shuffle=depth_to_space)
-    self.conv_out = conv(nf, channels, 3, rngs=rngs)
+  def __init__(self, channels: int = 3, scale: int = 4, nf: int = 64, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.conv1 = compute.conv(channels, nf, 3, rngs=rngs)
+    self.blocks = nnx.List([FRSRBlock(nf, rngs=rngs, compute=compute) for _ in range(8)])
+    self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.upsampler = ConvShuffleUpsampler(scale, nf, rngs=rngs, shuffle=depth_to_space,
+                                          compute=compute)
+    self.conv_out = compute.conv(nf, channels, 3, rngs=rngs)
 
   def __call__(self, lr: jax.Array) -> jax.Array:
     b = self.blocks
@@ -243,8 +253,9 @@ class FRSR(nnx.Module):
 
 
 class KMSRResBlock(nnx.Module):
-  def __init__(self, nf: int, *, rngs: nnx.Rngs):
-    self.conv1, self.conv2 = conv(nf, nf, 3, rngs=rngs), conv(nf, nf, 3, rngs=rngs)
+  def __init__(self, nf: int, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.conv1 = compute.conv(nf, nf, 3, rngs=rngs)
+    self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return nnx.relu(self.conv2(nnx.relu(self.conv1(x))) + x)
@@ -257,10 +268,11 @@ class KMSR(nnx.Module):
   commented out in the original; see `docs/deviations.md`, "KMSR input"), so it maps an LR image
   already upscaled to the HR size to the HR estimate (RGB: 1,185,152 parameters)."""
 
-  def __init__(self, channels: int = 3, nf: int = 64, blocks: int = 16, *, rngs: nnx.Rngs):
-    self.head = conv(channels, nf, 3, use_bias=False, rngs=rngs)
-    self.blocks = nnx.List([KMSRResBlock(nf, rngs=rngs) for _ in range(blocks)])
-    self.tail = conv(nf, channels, 3, use_bias=False, rngs=rngs)
+  def __init__(self, channels: int = 3, nf: int = 64, blocks: int = 16, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.head = compute.conv(channels, nf, 3, use_bias=False, rngs=rngs)
+    self.blocks = nnx.List([KMSRResBlock(nf, rngs=rngs, compute=compute) for _ in range(blocks)])
+    self.tail = compute.conv(nf, channels, 3, use_bias=False, rngs=rngs)
 
   def __call__(self, upscaled: jax.Array) -> jax.Array:
     x = nnx.relu(self.head(upscaled))

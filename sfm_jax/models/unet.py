@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models.layers import conv
+from sfm_jax.models.layers import PLAIN, Compute
 from sfm_jax.models.registry import register
 
 
@@ -34,9 +34,10 @@ class UNet(nnx.Module):
   """
 
 
-  def __init__(self, channels: int = 1, features: int = 48, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int = 1, features: int = 48, *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     f, d = features, 2 * features
-    c = lambda a, b: conv(a, b, 3, use_bias=False, rngs=rngs)  # noqa: E731
+    c = lambda a, b: compute.conv(a, b, 3, use_bias=False, rngs=rngs)  # noqa: E731
     self.enc_conv0, self.enc_conv1 = c(channels, f), c(f, f)
     self.enc = nnx.List([c(f, f) for _ in range(5)])  # enc_conv2 … enc_conv6
     self.dec5 = nnx.List([c(2 * f, d), c(d, d)])

@@ -7,8 +7,11 @@ No Flax and no TensorFlow: importable into any JAX pipeline.
 """
 
 from sfm_jax.ops.blur import (
+    DOWNSAMPLERS,
     anisotropic_gaussian_kernel,
     blur,
+    blur_downsample,
+    gaussian_codes,
     gaussian_filter,
     gaussian_kernel,
     kernel_codes,
@@ -56,12 +59,14 @@ from sfm_jax.ops.thresholds import (
 from sfm_jax.ops.wavelets import SUBBANDS, haar_dwt, haar_idwt
 
 __all__ = [
-    "MODES", "SUBBANDS", "add_awgn", "anisotropic_gaussian_kernel", "apply_masks", "apply_sfm",
-    "band_drop_masks", "band_limited", "block_dct2", "block_idct2", "blur", "brownian",
+    "DOWNSAMPLERS", "MODES", "SUBBANDS", "add_awgn", "anisotropic_gaussian_kernel", "apply_masks",
+    "apply_sfm", "band_drop_masks", "band_limited", "block_dct2", "block_idct2", "blur",
+    "blur_downsample", "brownian",
     "central_masks", "dct2", "dct_band_mse", "dct_basis", "dct_conv_filters",
     "dct_inverse_conv_filters", "dct_matrix", "differentiable_hard_threshold",
-    "frequency_density", "frequency_distance", "gaussian_filter", "gaussian_kernel",
-    "gaussian_noise", "haar_dwt", "haar_idwt", "hard_threshold", "idct2", "imresize",
+    "frequency_density", "frequency_distance", "gaussian_codes", "gaussian_filter",
+    "gaussian_kernel", "gaussian_noise", "haar_dwt", "haar_idwt", "hard_threshold", "idct2",
+    "imresize",
     "inject_dct", "kernel_codes", "kernel_pca", "low_high_mask", "masked_gaussian_noise",
     "radial_power_spectrum", "random_masks", "resize_matrix",
     "rgb_to_y", "rgb_to_ycbcr", "sample_gaussian_kernels", "sample_masks", "sample_sigmas",

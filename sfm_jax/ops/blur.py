@@ -11,6 +11,7 @@ import numpy as np
 
 from sfm_jax.ops._checks import check_batch, check_float_images, check_nonnegative
 from sfm_jax.ops._sharding import per_batch_shard
+from sfm_jax.ops.resize import imresize
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -174,3 +175,26 @@ def kernel_codes(kernels: jax.Array, basis: np.ndarray) -> jax.Array:
     raise ValueError(f"kernels of {kernels.shape[1:]} do not fit a PCA basis for "
                      f"{basis.shape[0]} pixels; build it with kernel_pca(size={kernels.shape[1]}).")
   return jnp.matmul(flat, jnp.asarray(basis), precision=_HIGHEST)
+
+
+def gaussian_codes(sigmas, kernel_size: int = 21, code_len: int = 10) -> jax.Array:
+  """Codes of isotropic Gaussian kernels: (B,) σ -> (B, code_len), on IKC's PCA basis (fitted
+  to σ in [0.2, 4]; `kernel_pca`)."""
+  kernels = gaussian_kernel(kernel_size, jnp.asarray(sigmas, jnp.float32))
+  return kernel_codes(kernels, kernel_pca(kernel_size, (0.2, 4.0), code_len))
+
+
+DOWNSAMPLERS = ("bicubic", "decimate")
+
+
+def blur_downsample(hr: jax.Array, kernel: jax.Array, scale: int,
+                    downsample: str = "bicubic") -> jax.Array:
+  """HR (B, H, W, C) in [0, 1], H and W multiples of `scale` -> LR (B, H/s, W/s, C): blur with
+  the (k, k) kernel (reflect borders), then MATLAB bicubic 1/s (`imresize`) or decimation
+  (every s-th pixel)."""
+  if downsample not in DOWNSAMPLERS:
+    raise ValueError(f"downsample={downsample!r}; choose one of {DOWNSAMPLERS}.")
+  blurred = blur(hr, kernel)
+  if downsample == "decimate":
+    return blurred[:, ::scale, ::scale]
+  return imresize(blurred, scale=1.0 / scale)

@@ -1,7 +1,6 @@
 """What is learned: how clean patches become (input, target) on device, and the loss.
 
-`TASKS` maps config.task.kind to the task class; a kind not listed is a denoising kind
-(supervised / n2n / n2s) handled by DenoiseTask.
+`TASKS` maps config.task.kind to the task class (the three denoising kinds share one class).
 """
 
 from sfm_jax.tasks.adversarial import AdversarialSRTask
@@ -13,6 +12,9 @@ from sfm_jax.tasks.nmd import NMDTask
 from sfm_jax.tasks.sr import SRTask
 
 TASKS = {
+    "supervised": DenoiseTask,
+    "n2n": DenoiseTask,
+    "n2s": DenoiseTask,
     "sr": SRTask,
     "ikc": IKCTask,
     "kernel": KernelEstimationTask,
@@ -23,5 +25,7 @@ TASKS = {
 
 
 def task_class(kind: str) -> type:
-  """The task class of config.task.kind."""
-  return TASKS.get(kind, DenoiseTask)
+  """The task class of config.task.kind; ValueError names the known kinds."""
+  if kind not in TASKS:
+    raise ValueError(f"task.kind={kind!r}; use one of {sorted(TASKS)}.")
+  return TASKS[kind]

@@ -3,14 +3,22 @@
 A task says what is learned: how a batch of clean patches becomes a training batch on device,
 what the model is asked, the loss, and how a trained model is validated. A task is a frozen
 dataclass whose fields are the config's `task` fields (so `--config.task.x=…` reaches them);
-`sfm_jax.tasks.TASKS` maps `config.task.kind` to the class.
+`sfm_jax.tasks.TASKS` maps `config.task.kind` to the class (`tasks.task_class`).
 
-Required (abstract): `synthesize`, `predict`, `validate`; and `loss`, unless the task overrides
-`update`. Optional hooks, each with a default that does nothing special:
+Required (abstract): `synthesize` and `predict`; and `loss`, unless the task overrides `update`.
+
+How the trained model is validated: `protocol` names the evaluator of `sfm_jax.evaluation` that
+scores it ("denoise", "sr", "fca", "kernel"); `predictor(apply)` turns the jitted model into the
+function that evaluator calls, and `validation_settings(config)` gives the evaluator its settings
+(config.eval plus the task's own conditions: the validation σ, the blur, the scale). A task with
+protocol "" validates itself (`validate`: NMD's held-out accuracies). Tasks never import
+`sfm_jax.evaluation`; the training setup joins the two.
+
+Optional hooks, each with a default that does nothing special:
 
 - `frozen_networks()`: trained networks the task runs but does not train (IKC's SFTMD, NatSR's
   NMD, ESRGAN's VGG19). The loop passes their weights to the jitted step as an argument.
-- `constants(val_images, config)`: fixed arrays the step needs (NMD's held-out patches).
+- `constants_for(val_images, config)`: fixed arrays the step needs (NMD's held-out patches).
 - `updates_per_batch` / `next_batch`: several updates on one batch (IKC's seven corrections).
 - `update(networks, optimizers, batch)`: the optimiser updates of one step. Networks trained side
   by side with the main model (discriminators, comparators: `config.critics`) arrive here by
@@ -29,48 +37,14 @@ import abc
 import copy
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from flax import nnx
 
-
-@dataclasses.dataclass(frozen=True)
-class ValidationResult:
-  """What one validation found.
-
-  metrics: scalars, logged as val_<name> and returned by `train_and_evaluate`.
-  headline: a few words printed at every periodic validation.
-  summary: the final result, printed as "Validation on N held-out images[ at SETTING]: SUMMARY".
-  setting: the conditions (e.g. "σ=25", "×4, blur σ=1.6"); "" when none apply.
-  extras: non-scalar results returned with the metrics (e.g. an estimated kernel).
-  """
-  metrics: Mapping[str, float]
-  headline: str
-  summary: str
-  setting: str = ""
-  extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-  @classmethod
-  def comparison(cls, setting: str, labels: tuple[str, str], baseline_psnr: float,
-                 psnr: float, ssim: float, **metrics: float) -> ValidationResult:
-    """A result that compares the model with a baseline (the noisy input, bicubic, …)."""
-    before, after = labels
-    return cls(metrics={"psnr": psnr, "ssim": ssim, "baseline_psnr": baseline_psnr, **metrics},
-               headline=f"{setting} PSNR {psnr:.2f} dB",
-               summary=f"{before} {baseline_psnr:.2f} dB -> {after} {psnr:.2f} dB",
-               setting=setting)
-
-  def worse_than_baseline(self) -> bool:
-    """Whether the model's PSNR is below (or NaN against) the baseline it should improve on."""
-    psnr, baseline = self.metrics.get("psnr"), self.metrics.get("baseline_psnr")
-    return psnr is not None and baseline is not None and not psnr >= baseline
-
-  def final_line(self, num_images: int) -> str:
-    at = f" at {self.setting}" if self.setting else ""
-    return f"Validation on {num_images} held-out images{at}: {self.summary}"
-
+from sfm_jax.results import ValidationResult
 
 # A jitted model in eval mode: f(*inputs) -> outputs (for a denoiser f(noisy, noise_level)).
 Apply = Callable[..., jax.Array]
@@ -89,6 +63,7 @@ class Task(abc.ABC):
       default_factory=dict, init=False, repr=False, compare=False)
 
   updates_per_batch = 1
+  protocol: ClassVar[str] = ""  # the evaluator that validates the trained model ("": validate)
 
   @abc.abstractmethod
   def synthesize(self, key: jax.Array, clean: jax.Array, step: jax.Array) -> dict:
@@ -104,10 +79,21 @@ class Task(abc.ABC):
     raise NotImplementedError(f"{type(self).__name__} defines no loss; override `loss` or "
                               "`update`.")
 
-  @abc.abstractmethod
-  def validate(self, apply: Apply, images: list, config, multiple: int = 1) -> ValidationResult:
-    """Scores the model `apply` on validation `images` ((name, uint8 (H, W, C)) pairs) under
-    `config.eval`; `multiple` is the model's size multiple (`models.size_multiple`)."""
+  def predictor(self, apply: Apply) -> Callable:
+    """The function the evaluator of `protocol` calls, from the jitted model `apply` (default:
+    `apply` itself; SR tasks upscale a pre-upscaled input, IKC stages chain their networks)."""
+    return apply
+
+  def validation_settings(self, config) -> ml_collections.ConfigDict:
+    """The evaluator's settings: a copy of config.eval with the task's conditions (default:
+    config.eval as it is)."""
+    return ml_collections.ConfigDict(config.eval.to_dict())
+
+  def validate(self, apply: Apply, images: list, config) -> ValidationResult:
+    """Scores `apply` on validation `images` ((name, uint8 (H, W, C)) pairs): only for tasks
+    with protocol "" (the others are scored by their protocol's evaluator)."""
+    raise NotImplementedError(f"{type(self).__name__} has protocol {self.protocol!r}; its "
+                              "evaluator validates it.")
 
   def frozen_networks(self) -> dict[str, nnx.Module]:
     """Trained networks the task runs but does not train, by name."""

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from sfm_jax import ops
-from sfm_jax.evaluation.denoise import Protocol, evaluate_images, summarize
-from sfm_jax.tasks.base import Task, ValidationResult
+from sfm_jax.tasks.base import Task
 
 KINDS = ("supervised", "n2n", "n2s")
 NOISE_TYPES = ("white", "low", "high", "brownian")
@@ -42,6 +41,8 @@ class DenoiseTask(Task):
   sfm_keep_prob: float = 0.5
   sfm_noise: bool = False  # the original's SFM_noise=1: the same masks on the noise
 
+  protocol = "denoise"
+
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"task.kind={self.kind!r}; use one of {KINDS}.")
@@ -61,14 +62,11 @@ class DenoiseTask(Task):
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return loss_fn(output, batch)
 
-  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
-    """The denoising protocol of `config.eval` at its single validation σ (eval.sigma)."""
-    sigma = float(config.eval.sigma)
-    protocol = dataclasses.replace(Protocol.from_config(config.eval, sigmas=(sigma,)),
-                                   self_ensemble=False)
-    m = summarize(evaluate_images(apply, images, protocol, multiple))[sigma]
-    return ValidationResult.comparison(f"σ={sigma:g}", ("noisy", "denoised"), m["noisy_psnr"],
-                                       m["psnr"], m["ssim"])
+  def validation_settings(self, config):
+    """The denoising protocol of config.eval at its single validation σ (eval.sigma)."""
+    settings = super().validation_settings(config)
+    settings.sigmas, settings.self_ensemble = (float(config.eval.sigma),), False
+    return settings
 
 
 def _noise(task: DenoiseTask, key: jax.Array, shape, sigma: jax.Array) -> jax.Array:

@@ -16,34 +16,21 @@ discriminator with their own Adam (`config.critics.fdc`, `config.critics.wd`). T
 adversarial schedule is not in its public text, so this is the only exact description
 (docs/deviations.md, "FCA losses and schedule").
 
-Validation compares the frequency density (`ops.frequency_density`, the notebook's definition)
-of G(x) and of bicubic x↓4 against the domain's own Q×Q patches.
+Validation (`evaluation.fca`, protocol "fca") compares the frequency density of G(x) and of
+bicubic x↓4 with the domain's own Q×Q patches.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import pathlib
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from sfm_jax import ops
-from sfm_jax.data.images import center_crop, crop_to_multiple, save_png
-from sfm_jax.data.patches import grid_patches
 from sfm_jax.models.fca import fdc_loss, wavelet_loss
-from sfm_jax.tasks.base import Task, ValidationResult
-
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # PIL "L" (ITU-R 601), as the notebook
-
-
-def luma_255(images: jax.Array) -> jax.Array:
-  """(…, H, W, C) in [0, 1] -> (…, H, W) gray on 0–255 (PIL "L" weights; C = 1 passes)."""
-  gray = images[..., 0] if images.shape[-1] == 1 else images @ jnp.asarray(LUMA)
-  return 255.0 * gray
+from sfm_jax.tasks.base import Task
 
 
 def random_crops(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
@@ -72,6 +59,8 @@ class FCATask(Task):
   fdc_weight: float = 1.0
   wd_weight: float = 1e-3
   factor: int = 4  # G's downscaling: Q = P / factor
+
+  protocol = "fca"
 
   def __post_init__(self):
     if max(self.scales) > self.factor:
@@ -112,73 +101,7 @@ class FCATask(Task):
       optimizers[name].update(networks[name], grad)
     return {"loss": loss, **terms}
 
-  def density_curves(self, adapt, images: list) -> dict[str, np.ndarray]:
-    """Mean frequency-density curves ("notebook" definition, gray 0–255) of G(x) ("adapted"),
-    of bicubic x↓factor ("bicubic") and of the images' own Q×Q grid patches ("domain"), over
-    `images` ((name, uint8 HWC) pairs) cropped to multiples of 4·factor; Q = the shorter LR
-    side."""
-    curves = {"adapted": [], "bicubic": [], "domain": []}
-    for _, image in images:
-      source = self.source_crop(image)
-      x, size = jnp.asarray(source)[None], min(source.shape[:2]) // self.factor
-      lr = {"adapted": adapt(x), "bicubic": ops.imresize(x, scale=1.0 / self.factor)}
-      for name, image_lr in lr.items():
-        curves[name].append(ops.frequency_density(luma_255(center_crop(image_lr, size))))
-      domain = jnp.asarray(grid_patches(source, size, size))
-      curves["domain"].append(ops.frequency_density(luma_255(domain)))
-    return {k: np.mean([np.asarray(c) for c in v], axis=0) for k, v in curves.items()}
-
-  def density_gaps(self, adapt, images: list) -> dict[str, float]:
-    """Mean |log FD(·) − log FD(domain)| of G(x) ("adapted") and bicubic x↓factor."""
-    logs = {k: np.log(v) for k, v in self.density_curves(adapt, images).items()}
-    return {k: float(np.mean(np.abs(logs[k] - logs["domain"]))) for k in ("adapted", "bicubic")}
-
-  def source_crop(self, image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, C) -> float [0, 1] cropped to multiples of 4·factor (G's size multiple)."""
-    multiple = 4 * self.factor
-    if min(image.shape[:2]) < multiple:
-      raise ValueError(f"an image of {image.shape[0]}×{image.shape[1]} is smaller than "
-                       f"{multiple}×{multiple}; FCA needs larger images.")
-    return crop_to_multiple(image, multiple)
-
-  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
-    gaps = self.density_gaps(apply, images)
-    result = (f"frequency-density gap to the domain's patches (mean |Δ log|): adapted "
-              f"{gaps['adapted']:.3f}, bicubic {gaps['bicubic']:.3f}")
-    return ValidationResult(
-        metrics={"fd_gap_adapted": gaps["adapted"], "fd_gap_bicubic": gaps["bicubic"]},
-        headline=result, summary=result)
-
-
-def write_adapted_pairs(adapt, images: list, out, factor: int = 4) -> int:
-  """For every (name, uint8 HWC) image: OUT/HR/name.png (the image cropped to multiples of
-  4·factor) and OUT/LR/name.png (G of it, 8 bits): SR training pairs in the image's domain.
-  Returns the number of pairs."""
-  task = FCATask(factor=factor)
-  for name, image in images:
-    hr = task.source_crop(image)
-    stem = pathlib.Path(name).stem
-    save_png(pathlib.Path(out) / "HR" / f"{stem}.png", hr)
-    save_png(pathlib.Path(out) / "LR" / f"{stem}.png", np.asarray(adapt(jnp.asarray(hr)[None]))[0])
-  return len(images)
-
-
-def plot_frequency_density(curves: dict[str, np.ndarray], path) -> None:
-  """A PNG of the frequency-density curves (`FCATask.density_curves`), log scale."""
-  import matplotlib  # only here: plotting is optional and slow to import
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
-  labels = {"domain": "real (the domain's own patches)", "bicubic": "bicubic LR",
-            "adapted": "FCA adapted LR"}
-  for name, label in labels.items():
-    axis.semilogy(curves[name], label=label)
-  axis.set_xlabel("frequency (high - low - high)")
-  axis.set_ylabel("mean |F| on the Nyquist column")
-  axis.set_title("Frequency density")
-  axis.legend()
-  figure.tight_layout()
-  figure.savefig(path)
-  plt.close(figure)
+  def validation_settings(self, config):
+    settings = super().validation_settings(config)
+    settings.factor = self.factor
+    return settings

@@ -32,13 +32,6 @@ from sfm_jax.weights import load_frozen
 STAGES = ("sftmd", "predictor", "corrector")
 
 
-def gaussian_codes(sigmas, kernel_size: int = 21, code_len: int = 10) -> jax.Array:
-  """Codes of isotropic Gaussian kernels: (B,) σ -> (B, code_len), on IKC's PCA basis (fitted
-  to σ in [0.2, 4])."""
-  kernels = ops.gaussian_kernel(kernel_size, jnp.asarray(sigmas, jnp.float32))
-  return ops.kernel_codes(kernels, ops.kernel_pca(kernel_size, (0.2, 4.0), code_len))
-
-
 @dataclasses.dataclass(frozen=True)
 class IKCTask(SRTask):
   kind: str = "ikc"
@@ -104,16 +97,20 @@ class IKCTask(SRTask):
       return batch
     return {**batch, "estimate": jax.lax.stop_gradient(output)}
 
-  def upscaler(self, apply, blur_sigma: float):
-    """Validation SR of the stage being trained: SFTMD with the true code (sftmd), with the
-    predicted code (predictor), or after the corrections (corrector)."""
+  @property
+  def label(self) -> str:
+    return {"sftmd": "SFTMD (true kernel)", "predictor": "SFTMD (predicted kernel)",
+            "corrector": f"IKC ({self.corrector_steps} corrections)"}[self.stage]
+
+  def predictor(self, apply):
+    """Validation SR of the stage being trained: SFTMD with the true code of the validation
+    blur (sftmd), with the predicted code (predictor), or after the corrections (corrector)."""
     if self.stage == "sftmd":
-      code = gaussian_codes([blur_sigma], self.kernel_size, self.code_len)
-      return (lambda lr: apply(lr, code)), "SFTMD (true kernel)"
+      code = ops.gaussian_codes([self.val_blur_sigma], self.kernel_size, self.code_len)
+      return lambda lr: apply(lr, code)
     sftmd = make_apply(load_frozen(self.sftmd_weights))
     if self.stage == "predictor":
-      return (lambda lr: sftmd(lr, apply(lr))), "SFTMD (predicted kernel)"
+      return lambda lr: sftmd(lr, apply(lr))
     predictor = make_apply(load_frozen(self.predictor_weights))
-    return ((lambda lr: iterative_correction(sftmd, predictor, apply, lr,
-                                             self.corrector_steps)[-1][0]),
-            f"IKC ({self.corrector_steps} corrections)")
+    return lambda lr: iterative_correction(sftmd, predictor, apply, lr,
+                                           self.corrector_steps)[-1][0]

@@ -31,31 +31,16 @@ import optax
 from flax import nnx
 
 from sfm_jax import ops
-from sfm_jax.evaluation.sr import evaluate_sr
-from sfm_jax.inference import make_apply
-from sfm_jax.metrics import quantize
-from sfm_jax.models import get_model
-from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
-from sfm_jax.tasks.base import Task, ValidationResult
+from sfm_jax.models.kernels import FreeKernel, GaussianKernel
+from sfm_jax.tasks.base import Task
 from sfm_jax.weights import load_frozen
-
-DOWNSAMPLERS = ("bicubic", "decimate")
-
-
-def _check_downsample(downsample: str):
-  if downsample not in DOWNSAMPLERS:
-    raise ValueError(f"downsample={downsample!r}; choose one of {DOWNSAMPLERS}.")
 
 
 def degrade(hr: jax.Array, kernel: jax.Array, scale: int,
             downsample: str = "bicubic") -> jax.Array:
-  """HR (B, H, W, C) in [0, 1], H and W multiples of `scale` -> LR (B, H/s, W/s, C): blur with
-  the (k, k) kernel (reflect borders, as `SRTask`), then MATLAB bicubic 1/s or decimation."""
-  _check_downsample(downsample)
-  blurred = ops.blur(hr, kernel)
-  if downsample == "decimate":
-    return blurred[:, ::scale, ::scale]
-  return ops.imresize(blurred, scale=1.0 / scale)
+  """HR (B, H, W, C) -> LR (B, H/s, W/s, C): `ops.blur_downsample` (blur with the (k, k)
+  kernel, reflect borders as `SRTask`, then MATLAB bicubic 1/s or decimation)."""
+  return ops.blur_downsample(hr, kernel, scale, downsample)
 
 
 def reconstruct(sr_fn: Callable, kernel: jax.Array, hr: jax.Array, scale: int,
@@ -79,9 +64,6 @@ def reconstruction_loss(sr_fn: Callable, kernel: jax.Array, hr: jax.Array, scale
   return mse(reconstruct(sr_fn, kernel, hr, scale, downsample), hr)
 
 
-_degrade_jit = jax.jit(degrade, static_argnames=("scale", "downsample"))
-
-
 @dataclasses.dataclass(frozen=True)
 class KernelEstimationTask(Task):
   """The trained model is a kernel module (`gaussian_kernel` / `free_kernel`); the SR network
@@ -96,10 +78,13 @@ class KernelEstimationTask(Task):
   downsample: str = "bicubic"
   true_sigma: float = 0.0
 
+  protocol = "kernel"
+
   def __post_init__(self):
     if self.scale not in (2, 3, 4):
       raise ValueError(f"task.scale={self.scale}; use 2, 3 or 4 (the SR network's factor).")
-    _check_downsample(self.downsample)
+    if self.downsample not in ops.DOWNSAMPLERS:
+      raise ValueError(f"downsample={self.downsample!r}; choose one of {ops.DOWNSAMPLERS}.")
     if not self.sr_weights:
       raise ValueError("kernel estimation needs a trained SR network: train one (e.g. "
                        "configs/sr_quick.py with --config.task.blur_sigma_range='(1.6, 1.6)') and "
@@ -120,35 +105,14 @@ class KernelEstimationTask(Task):
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return mse(output, batch["target"])
 
-  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
-    """Y-channel PSNR/SSIM (crop = scale) of the frozen SR of the validation images degraded
-    with the estimated kernel (uint8 LR, as `evaluate_sr`), against the same with the initial
-    kernel (the untrained `config.model`). `apply()` returns the current kernel (k, k).
-
-    The metrics add "sigma" (`kernel_sigma` of the estimate); the extras hold "kernel"."""
-    kernel = np.asarray(apply())
-    initial = np.asarray(get_model(config.model.name, seed=config.seed,
-                                   **config.model.kwargs.to_dict())())
-    sr = make_apply(load_frozen(self.sr_weights))
-    psnr, ssim = self._scores(sr, kernel, images)
-    initial_psnr, _ = self._scores(sr, initial, images)
-    sigma, sigma0 = float(kernel_sigma(kernel)), float(kernel_sigma(initial))
-    true = f" (true {self.true_sigma:g})" if self.true_sigma > 0 else ""
-    result = ValidationResult.comparison(
-        f"×{self.scale} {self.downsample}, estimated σ={sigma:.2f}{true}",
-        (f"initial kernel (σ={sigma0:.2f})", "estimated kernel"), initial_psnr, psnr, ssim,
-        sigma=sigma)
-    return dataclasses.replace(result, extras={"kernel": kernel})
-
-  def _scores(self, sr, kernel: np.ndarray, images) -> tuple[float, float]:
-    """Mean (PSNR, SSIM) of `evaluate_sr` with the LR made by `degrade` with `kernel`."""
-    def degrade_with_kernel(hr):
-      lr = _degrade_jit(jnp.asarray(hr)[None], jnp.asarray(kernel), self.scale, self.downsample)
-      return quantize(lr[0]).astype(np.float32)
-
-    rows = evaluate_sr(lambda lr: sr(jnp.asarray(lr)[None])[0], images, self.scale,
-                       degrade=degrade_with_kernel)
-    return tuple(float(np.mean([row[k] for row in rows])) for k in ("psnr", "ssim"))
+  def validation_settings(self, config):
+    """The kernel protocol's settings: the SR network, scale, downsampling, the true σ, and the
+    untrained kernel module (config.model, seed) as the baseline."""
+    settings = super().validation_settings(config)
+    settings.update(scale=self.scale, downsample=self.downsample, sr_weights=self.sr_weights,
+                    true_sigma=self.true_sigma, seed=config.seed,
+                    initial_model=config.model.to_dict())
+    return settings
 
 
 KERNELS = {"gaussian": GaussianKernel, "free": FreeKernel}
@@ -187,7 +151,8 @@ def estimate_kernel(sr_fn, hr, scale: int, *, kernel: str = "gaussian", size: in
   """
   if kernel not in KERNELS:
     raise ValueError(f"kernel={kernel!r}; choose one of {sorted(KERNELS)}.")
-  _check_downsample(downsample)
+  if downsample not in ops.DOWNSAMPLERS:
+    raise ValueError(f"downsample={downsample!r}; choose one of {ops.DOWNSAMPLERS}.")
   hr = jnp.asarray(hr, jnp.float32)
   hr = hr[None] if hr.ndim == 3 else hr
   hr = hr[:, :hr.shape[1] - hr.shape[1] % scale, :hr.shape[2] - hr.shape[2] % scale]

@@ -27,7 +27,8 @@ from flax import nnx
 
 from sfm_jax import ops
 from sfm_jax.data.patches import grid_patches
-from sfm_jax.tasks.base import Task, ValidationResult
+from sfm_jax.results import ValidationResult
+from sfm_jax.tasks.base import Task
 
 
 def interpolated_lr(hr: jax.Array, scale: int) -> jax.Array:
@@ -135,7 +136,7 @@ class NMDTask(Task):
     state = jax.lax.cond(due, curriculum, lambda state, _: state, state, weights)
     return state, {"sigma": state["sigma"], "alpha": state["alpha"]}
 
-  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
+  def validate(self, apply, images, config) -> ValidationResult:
     """Held-out accuracy of the NMD against inject_dct at `test_sigma` and the blurry class at
     `test_alpha` (each against as many clean patches of the validation images)."""
     patches = jnp.asarray(held_out_patches(images, config.data.patch_size,

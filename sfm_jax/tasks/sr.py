@@ -13,11 +13,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sfm_jax import ops
-from sfm_jax.evaluation.sr import evaluate_sr, summarize_sr
-from sfm_jax.tasks.base import Task, ValidationResult
+from sfm_jax.tasks.base import Task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +32,8 @@ class SRTask(Task):
   sfm_keep_prob: float = 0.5
   # feed the bicubic-upscaled LR (KMSR has no upsampler; docs/deviations.md, "KMSR input")
   pre_upscale: bool = False
+
+  protocol = "sr"
 
   def __post_init__(self):
     if self.scale not in (2, 3, 4):
@@ -69,24 +69,21 @@ class SRTask(Task):
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
     return jnp.mean(jnp.abs(output - batch["target"]))
 
+  def predictor(self, apply):
+    """f(lr (1, h, w, C)) -> SR (1, s·h, s·w, C) of the trained network."""
+    return lambda lr: apply(self._model_input(lr))
+
   @property
   def val_blur_sigma(self) -> float:
     """The blur of the validation LR: the middle of the training range (0: none)."""
     return 0.5 * (self.blur_sigma_range[0] + self.blur_sigma_range[1])
 
-  def upscaler(self, apply, blur_sigma: float):
-    """(f(lr (1, h, w, C)) -> SR, label) for validation; `apply` runs the trained network."""
-    return (lambda lr: apply(self._model_input(lr))), "SR"
+  label = "SR"  # the model's column in the validation line
 
-  def validate(self, apply, images, config, multiple: int = 1) -> ValidationResult:
-    """PSNR/SSIM (`config.eval.y_channel`, crop = scale) on whole images degraded as in
-    training (blur σ at the middle of the range, MATLAB bicubic, uint8)."""
-    sigma = self.val_blur_sigma
-    upscale, label = self.upscaler(apply, sigma)
-    rows = evaluate_sr(lambda lr: np.asarray(upscale(jnp.asarray(lr)[None]))[0], images,
-                       self.scale, blur_sigma=sigma, kernel_size=self.kernel_size,
-                       y_channel=config.eval.y_channel)
-    means = summarize_sr(rows)[sigma]
-    blur = f", blur σ={sigma:g}" if sigma else ""
-    return ValidationResult.comparison(f"×{self.scale}{blur}", ("bicubic", label),
-                                       means["bicubic_psnr"], means["psnr"], means["ssim"])
+  def validation_settings(self, config):
+    """The SR protocol (config.eval.y_channel, crop = scale) on whole images degraded as in
+    training: blur σ `val_blur_sigma`, MATLAB bicubic, uint8."""
+    settings = super().validation_settings(config)
+    settings.update(scale=self.scale, blur_sigmas=(self.val_blur_sigma,),
+                    kernel_size=self.kernel_size, label=self.label, niqe=False)
+    return settings

@@ -10,10 +10,12 @@ import sys
 import grain
 import jax
 import orbax.checkpoint as ocp
+from flax import nnx
 
 from sfm_jax.checks import config_differences
 from sfm_jax.errors import CheckpointError, ConfigError
-from sfm_jax.weights import write_atomically
+from sfm_jax.models import get_model
+from sfm_jax.weights import load_state_into, write_atomically
 
 
 class Checkpoints:
@@ -43,9 +45,9 @@ class Checkpoints:
     self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
   def restore(self, step: int, like, data: grain.DatasetIterator | None = None):
-    """Restores into the structure, dtypes and shardings of `like`; moves `data` (if given) to
-    the saved position."""
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    """Restores into the structure, dtypes and shardings of `like` (None: the tree as saved, on
+    the default device); moves `data` (if given) to the saved position."""
+    target = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     items = {"default": ocp.args.StandardRestore(target)}
     if data is not None:
       if not (self.directory / str(step) / "data").is_dir():
@@ -128,3 +130,35 @@ def write_run_record(workdir: pathlib.Path, config: dict) -> None:
   if jax.process_index() == 0:
     write_atomically(workdir / RUN_RECORD, json.dumps(config, indent=2, default=list).encode())
 
+
+
+def restore_model(config, workdir: str | pathlib.Path,
+                  step: int | None = None) -> tuple[nnx.Module, int]:
+  """The model of `config` (eval mode) with the weights of WORKDIR's checkpoint `step` (default:
+  the newest readable one, as training resumes from; EMA weights when the run kept them).
+  Reads the saved tree as it is, so neither the task nor the optimizer is built. Returns
+  (model, step)."""
+  checkpoints = Checkpoints(workdir, config.train.keep_checkpoints)
+  try:
+    if step:
+      tree = checkpoints.restore(step, None)
+    else:
+      step, tree = checkpoints.restore_latest(None)
+  finally:
+    checkpoints.close()
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {pathlib.Path(workdir) / 'checkpoints'}; train "
+                            "first with train.py --workdir, or pass --weights FILE.")
+  weights = tree["model"]
+  if config.train.ema_decay > 0 and tree.get("ema"):
+    weights = _overlay(weights, tree["ema"])
+  model = get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+  load_state_into(model, weights, f"the checkpoint at step {step} in {workdir}")
+  model.eval()
+  return model, step
+
+
+def _overlay(tree: dict, values: dict) -> dict:
+  """`tree` with the entries of the nested dict `values` put in place of its own."""
+  return {k: _overlay(v, values[k]) if isinstance(v, dict) and k in values
+          else values.get(k, v) for k, v in tree.items()}
