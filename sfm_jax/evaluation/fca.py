@@ -108,7 +108,8 @@ class FCAEvaluator:
         metrics={"fd_gap_adapted": gaps["adapted"], "fd_gap_bicubic": gaps["bicubic"]},
         headline=result, summary=result)
 
-  def run(self, adapt, images, output: pathlib.Path, source: str, **_) -> dict:
+  def run(self, adapt, images, output: pathlib.Path, source: str, dataset: str = "",
+          **_) -> dict:
     """eval.py: OUT/LR and OUT/HR (adapted pairs), OUT/frequency_density.png, OUT/summary.json
     with the density gaps and curves."""
     count = write_adapted_pairs(adapt, images, output, self.factor)
