@@ -103,11 +103,12 @@ def jax_train(case: Case, dtype: str, sfm_rate: float = 0.0):
 
 def jax_infer(case: Case, dtype: str, side: int):
   """(a closure restoring one side×side output, its FLOPs)."""
-  from sfm_jax.models import get_model, set_compute_dtype
+  from sfm_jax.models import Compute, get_model
 
-  model = get_model(case.model, channels=1, **case.jax_kwargs)
+  model = get_model(case.model, channels=1, compute=Compute.from_settings(dtype),
+                    **case.jax_kwargs)
   model.eval()
-  graph, state = nnx.split(set_compute_dtype(model, dtype))
+  graph, state = nnx.split(model)
   apply = jax.jit(lambda s, x: nnx.merge(graph, s)(x))
   x = jnp.asarray(np.random.default_rng(0).random((1, side // case.scale, side // case.scale, 1),
                                                   np.float32))

@@ -27,8 +27,6 @@ def make_apply(model: nnx.Module) -> Callable:
   return lambda *inputs: apply(state, *inputs)
 
 
-make_denoiser = make_apply
-
 
 def make_upscaler(model: nnx.Module, *, tile: int = 0, tile_overlap: int = 16,
                   self_ensemble: bool = False) -> Callable[[np.ndarray], np.ndarray]:
@@ -72,19 +70,20 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
   return out
 
 
-def restore_image(denoise, noisy: np.ndarray, noise_level: float, *, multiple: int = 1,
+def restore_image(apply, image: np.ndarray, noise_level: float, *, multiple: int = 1,
                   tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False) -> np.ndarray:
-  """Denoises one (H, W, C) image in [0, 1]; returns (H, W, C) float32 (not clipped). A model
-  that upscales (output s× its input) gives (s·H, s·W, C)."""
+  """Runs a restoration model `apply(x (1, h, w, C), level (1,)) -> (1, s·h, s·w, C)` (a
+  denoiser, s = 1, or a super-resolver, which ignores the level) on one (H, W, C) image in
+  [0, 1]; returns (s·H, s·W, C) float32 (not clipped)."""
   level = jnp.full((1,), noise_level, jnp.float32)
 
   def single(x):  # (1, h, w, C) device array -> (1, s·h, s·w, C)
     padded, (h, w) = _pad_to_multiple(x, multiple)
-    out = denoise(padded, level)
+    out = apply(padded, level)
     scale = out.shape[1] // padded.shape[1]
     return out[:, :h * scale, :w * scale]
 
-  return _whole_or_tiled(_ensembled(single, self_ensemble), noisy, tile, tile_overlap)
+  return _whole_or_tiled(_ensembled(single, self_ensemble), image, tile, tile_overlap)
 
 
 def _whole_or_tiled(fn, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:

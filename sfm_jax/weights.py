@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from sfm_jax.models import ModelCard, get_model, model_card
+from sfm_jax.models import PLAIN, Compute, ModelCard, get_model, model_card
 
 
 def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict,
@@ -59,12 +59,14 @@ class StoredModel:
   metadata: dict
 
 
-def load_model(path: str | pathlib.Path) -> tuple[nnx.Module, ModelCard, StoredModel]:
-  """(the model stored in `path` with its weights, its card, what the file says). A file
-  written before cards were saved gets the card of its name and arguments."""
+def load_model(path: str | pathlib.Path, compute: Compute = PLAIN
+               ) -> tuple[nnx.Module, ModelCard, StoredModel]:
+  """(the model stored in `path` with its weights, computing as `compute` says; its card; what
+  the file says). A file written before cards were saved gets the card of its name and
+  arguments."""
   payload = _read(path)
   stored = _stored(payload)
-  model = get_model(stored.name, module=stored.card.module, **stored.kwargs)
+  model = get_model(stored.name, module=stored.card.module, compute=compute, **stored.kwargs)
   load_state_into(model, payload["state"], str(path))
   return model, stored.card, stored
 

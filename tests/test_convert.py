@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from sfm_jax.convert import convert_checkpoint, convert_state_dict
-from sfm_jax.inference import make_denoiser
+from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model
 from sfm_jax.weights import load_state_into, load_weights, save_weights
 
@@ -27,7 +27,7 @@ def torch_forward(net, x_nhwc):
 
 
 def flax_forward(model, x_nhwc):
-  return np.asarray(make_denoiser(model)(jnp.asarray(x_nhwc), None))
+  return np.asarray(make_apply(model)(jnp.asarray(x_nhwc), None))
 
 
 def noisy_crop(shared_data, size=64, sigma=25):

@@ -11,8 +11,8 @@ from flax import nnx
 
 from sfm_jax.models import count_params
 from sfm_jax.models.fca import (
+  AdaptationGenerator,
   FrequencyDensityComparator,
-  KernelEstimator,
   ResidualDsBlock,
   WaveletDiscriminator,
   fdc_loss,
@@ -166,9 +166,9 @@ def images(shape, seed=0):
 
 
 @pytest.mark.parametrize("build, expected", [
-    (lambda: KernelEstimator(rngs=nnx.Rngs(0)), 474_945),
-    (lambda: KernelEstimator(kernel_mode="multiply", rngs=nnx.Rngs(0)), 474_945),
-    (lambda: KernelEstimator(faithful_rds_bug=True, kernel_size=21, rngs=nnx.Rngs(0)), 474_945),
+    (lambda: AdaptationGenerator(rngs=nnx.Rngs(0)), 474_945),
+    (lambda: AdaptationGenerator(kernel_mode="multiply", rngs=nnx.Rngs(0)), 474_945),
+    (lambda: AdaptationGenerator(faithful_rds_bug=True, kernel_size=21, rngs=nnx.Rngs(0)), 474_945),
     (lambda: FrequencyDensityComparator(rngs=nnx.Rngs(0)), 187_137),
     (lambda: FrequencyDensityComparator(reuse_branch2=True, rngs=nnx.Rngs(0)), 187_137),
     (lambda: WaveletDiscriminator(rngs=nnx.Rngs(0)), 4_326_273),
@@ -281,7 +281,7 @@ def test_kernel_map_matches_pytorch(bug):
   nf = 8
   torch.manual_seed(0)
   net = TorchKernelMap(nf, bug)
-  model = KernelEstimator(nf=nf, kernel_mode="multiply", faithful_rds_bug=bug,
+  model = AdaptationGenerator(nf=nf, kernel_mode="multiply", faithful_rds_bug=bug,
                           rngs=nnx.Rngs(0))
   for dst, src in zip(model.branches, net.branches, strict=True):
     copy_conv(dst, src)
@@ -307,7 +307,7 @@ def test_kernel_map_matches_pytorch(bug):
 
 
 def test_multiply_mode_output_shape():
-  model = KernelEstimator(nf=8, kernel_mode="multiply", rngs=nnx.Rngs(0))
+  model = AdaptationGenerator(nf=8, kernel_mode="multiply", rngs=nnx.Rngs(0))
   y = model(jnp.asarray(images((2, 16, 12, 3))))
   assert y.shape == (2, 4, 3, 3) and bool(jnp.all(jnp.isfinite(y)))
   with pytest.raises(ValueError, match="kernel_map"):
@@ -315,7 +315,7 @@ def test_multiply_mode_output_shape():
 
 
 def test_convolve_mode_kernels_are_normalised():
-  model = KernelEstimator(nf=8, kernel_size=5, rngs=nnx.Rngs(0))
+  model = AdaptationGenerator(nf=8, kernel_size=5, rngs=nnx.Rngs(0))
   x = jnp.asarray(images((2, 24, 20, 3)))
   kernels = model.kernels(x)
   assert kernels.shape == (2, 5, 5)
@@ -326,7 +326,7 @@ def test_convolve_mode_kernels_are_normalised():
 
 def test_convolve_mode_with_a_constant_map_blurs_with_a_uniform_kernel():
   k = 3
-  model = KernelEstimator(nf=8, kernel_size=k, rngs=nnx.Rngs(0))
+  model = AdaptationGenerator(nf=8, kernel_size=k, rngs=nnx.Rngs(0))
   last = model.head[1]
   last.kernel[...] = jnp.zeros_like(last.kernel[...])
   last.bias[...] = jnp.zeros_like(last.bias[...])
@@ -339,13 +339,13 @@ def test_convolve_mode_with_a_constant_map_blurs_with_a_uniform_kernel():
 
 def test_generator_rejects_bad_settings_and_sizes():
   with pytest.raises(ValueError, match="kernel_mode"):
-    KernelEstimator(nf=4, kernel_mode="add", rngs=nnx.Rngs(0))
+    AdaptationGenerator(nf=4, kernel_mode="add", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="odd"):
-    KernelEstimator(nf=4, kernel_size=4, rngs=nnx.Rngs(0))
+    AdaptationGenerator(nf=4, kernel_size=4, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="scale"):
-    KernelEstimator(nf=4, kernel_mode="multiply", scale=2, rngs=nnx.Rngs(0))
+    AdaptationGenerator(nf=4, kernel_mode="multiply", scale=2, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="multiple of 4"):
-    KernelEstimator(nf=4, rngs=nnx.Rngs(0))(jnp.zeros((1, 18, 16, 3)))
+    AdaptationGenerator(nf=4, rngs=nnx.Rngs(0))(jnp.zeros((1, 18, 16, 3)))
 
 
 # --- losses -------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from flax import nnx
 from test_adversarial import tiny_gan_config
+from test_pure_models import KWARGS, SHAPES, inputs
 from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
 
 from sfm_jax.data.images import load_source
-from sfm_jax.models import get_model, set_compute_dtype
+from sfm_jax.models import BFLOAT16, Compute, get_model
 from sfm_jax.train.loop import train_and_evaluate
 from sfm_jax.train.setup import build_task, initial_state, make_train_step
 
@@ -75,16 +76,40 @@ def test_generator_and_critics_convolve_in_bfloat16(name, photo_folder, large_fo
 
 
 def test_float32_is_flax_default_and_bfloat16_changes_no_weight():
-  model = get_model("rrdb", nb=1, nf=8, gc=4, scale=2)
+  """compute=BFLOAT16 builds the same float32 weights as the default (the same values from the
+  same seed) and computes in bf16 within its rounding; "float32" is Flax's default itself."""
+  kwargs = {"nb": 1, "nf": 8, "gc": 4, "scale": 2}
+  model = get_model("rrdb", **kwargs)
+  low = get_model("rrdb", compute=BFLOAT16, **kwargs)
+  same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(low)),
+                      nnx.to_pure_dict(nnx.state(model)))
+  assert all(jax.tree.leaves(same))
   x = jax.random.uniform(jax.random.key(0), (1, 12, 12, 1))
   reference = model(x)
-  weights = nnx.to_pure_dict(nnx.state(model))
-  low = set_compute_dtype(model, "bfloat16")(x)
-  assert low.dtype == jnp.bfloat16
-  np.testing.assert_allclose(np.asarray(low, np.float32), reference, atol=0.03)
-  same = jax.tree.map(np.array_equal, nnx.to_pure_dict(nnx.state(model)), weights)
-  assert all(jax.tree.leaves(same))
-  np.testing.assert_array_equal(set_compute_dtype(model, "float32")(x), reference)
+  out = low(x)
+  assert reference.dtype == jnp.float32 and out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32), reference, atol=0.03)
+  full = get_model("rrdb", compute=Compute.from_settings("float32"), **kwargs)
+  np.testing.assert_array_equal(full(x), reference)
+
+
+# Convolutions that are no layer of the model and stay float32: the FCA generator's blur by its
+# estimated kernel, the DCT denoiser's frozen transforms.
+NOT_LAYERS = {"fca_generator": 1, "dct_denoiser": 2}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_a_model_built_in_bfloat16_convolves_in_bfloat16_with_float32_params(name):
+  """Every registered model built with compute=BFLOAT16: each conv of its layers takes bf16
+  operands in the forward pass (training mode), its parameters stay float32. Traced only."""
+  model = nnx.eval_shape(lambda: get_model(name, compute=BFLOAT16, **KWARGS[name]))
+  model.train()
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  graphdef, state = nnx.split(model)
+  jaxpr = jax.make_jaxpr(lambda s, *xs: nnx.merge(graphdef, s)(*xs))(state, *inputs(SHAPES[name]))
+  convs = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "conv_general_dilated"]
+  low = [e for e in convs if all(v.aval.dtype == jnp.bfloat16 for v in e.invars)]
+  assert len(low) == len(convs) - NOT_LAYERS.get(name, 0)
 
 
 def test_bfloat16_training_follows_float32(tiny_folder, tmp_path):

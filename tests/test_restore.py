@@ -23,8 +23,7 @@ from sfm_jax.data.images import load_folder
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.eval_config import get_config
-from sfm_jax.evaluation import pictures
-from sfm_jax.evaluation import DenoiseEvaluator, SREvaluator
+from sfm_jax.evaluation import DenoiseEvaluator, SREvaluator, pictures
 from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma

@@ -14,8 +14,8 @@ from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
 from sfm_jax.evaluation import IKCEvaluator, SREvaluator, make_evaluator
 from sfm_jax.inference import make_apply
-from sfm_jax.models import model_card, set_compute_dtype
-from sfm_jax.weights import load_model
+from sfm_jax.models import Compute, model_card
+from sfm_jax.weights import load_model, read_stored
 
 
 def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
@@ -44,10 +44,10 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     images = load_source(dataset, "val", 3)
     return SREvaluator(settings).run(None, images, output, "bicubic from MATLAB imresize",
                                      dataset, compare=compare)
-  model, card, source, metadata = _load_model(config, given_config, workdir, step, weights)
-  settings = _settings(config, given_config, overrides, metadata)
+  settings = _settings(config, given_config, overrides, _saved_metadata(weights))
   check_eval_settings(settings)
-  set_compute_dtype(model, settings.get("compute_dtype", "float32"))
+  compute = Compute.from_settings(settings.get("compute_dtype", "float32"))
+  model, card, source = _load_model(config, given_config, workdir, step, weights, compute)
   protocol = card.protocol if task == "auto" else task
   if protocol in ("", "kernel", "ikc"):
     raise ValueError(f"eval.py scores denoisers, SR networks, IKC and FCA generators; {source} "
@@ -61,19 +61,24 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
                        save_images=save_images, compare=compare)
 
 
-def _load_model(config, given_config: bool, workdir, step, weights):
-  """(model, card, source, metadata) from --weights or --config/--workdir."""
+def _saved_metadata(weights: str | None) -> dict:
+  """The metadata of the --weights file (its task and eval fields), {} without one."""
+  return read_stored(pretrained.resolve(weights)).metadata if weights else {}
+
+
+def _load_model(config, given_config: bool, workdir, step, weights, compute: Compute):
+  """(model, card, source) from --weights or --config/--workdir, computing as `compute`."""
   from sfm_jax.train.checkpoints import restore_model  # pulls in orbax
 
   if weights:
     weights = pretrained.resolve(weights)
-    model, card, stored = load_model(weights)
-    return model, card, f"{card.name} from {weights}", stored.metadata
+    model, card, _ = load_model(weights, compute)
+    return model, card, f"{card.name} from {weights}"
   if given_config and workdir:
-    model, step = restore_model(config, workdir, step)
+    model, step = restore_model(config, workdir, step, compute)
     name = config.model.name
     card = model_card(name, config.model.kwargs.to_dict())
-    return model, card, f"{name} from {workdir} (step {step})", {}
+    return model, card, f"{name} from {workdir} (step {step})"
   raise ValueError("say which model to evaluate: --weights FILE, or --config C --workdir DIR"
                    " (or --task sr --bicubic for the bicubic baseline).")
 

@@ -8,7 +8,6 @@ the blind models), and returns the clean estimate (B, H, W, C). SR networks take
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 import jax
@@ -20,12 +19,11 @@ from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.discriminators import (
   NMD,
   NatSRDiscriminator,
-  SNConv,
   VGG19Features,
   VGGDiscriminator,
 )
 from sfm_jax.models.dncnn import DnCNN, FFDNet
-from sfm_jax.models.fca import FrequencyDensityComparator, KernelEstimator, WaveletDiscriminator
+from sfm_jax.models.fca import AdaptationGenerator, FrequencyDensityComparator, WaveletDiscriminator
 from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel
 from sfm_jax.models.layers import BFLOAT16, COMPUTE_DTYPES, CPU_KERNELS, PLAIN, Compute
@@ -53,10 +51,6 @@ def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
   `compute` only picks kernels (they change no value); a compute dtype it cannot honour raises
   ValueError, as do an unknown model and an argument its constructor does not take.
   """
-  # transitional: removed once train/ and evaluation/ pass compute=
-  if overrides.pop("cpu_kernels", False):
-    compute = dataclasses.replace(compute, conv_general_dilated=CPU_KERNELS.conv_general_dilated,
-                                  one_pass_batch_norm=True)
   cls = registry.registration(name, overrides.get("module", "")).cls
   if "compute" in inspect.signature(cls.__init__).parameters:
     overrides["compute"] = compute
@@ -67,30 +61,15 @@ def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
   return registry.get_model(name, seed=seed, rngs=rngs, **overrides)
 
 
-# transitional: removed once train/ and evaluation/ pass compute=
-def set_compute_dtype(model: nnx.Module, dtype: str) -> nnx.Module:
-  """Deprecated: build the model with `compute=Compute.from_settings(dtype)` instead.
-
-  Runs every convolution of `model` in `dtype` ("float32" or "bfloat16"): inputs and kernels
-  are cast for the product. Parameters stay float32; normalisation and dense layers (the
-  discriminators' logits) compute in float32. Returns `model`, changed in place (a graph
-  setting, not a weight)."""
-  if dtype not in COMPUTE_DTYPES:
-    raise ValueError(f"compute dtype {dtype!r}; use one of {sorted(COMPUTE_DTYPES)}.")
-  for _, module in model.iter_modules():
-    if isinstance(module, nnx.Conv | nnx.ConvTranspose | SNConv):
-      module.dtype = COMPUTE_DTYPES[dtype]
-  return model
-
-
 def count_params(model: nnx.Module) -> int:
   """Number of trainable parameters (nnx.Param leaves)."""
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-__all__ = ["BFLOAT16", "COMPUTE_DTYPES", "CPU_KERNELS", "Compute", "Corrector", "DCTDenoiser",
-           "DnCNN", "FFDNet", "FRSR", "FreeKernel", "FrequencyDensityComparator", "GaussianKernel",
-           "KMSR", "KernelEstimator", "MemNet", "ModelCard", "NMD", "NatSRDiscriminator", "PLAIN",
-           "Predictor", "RCAN", "RDN", "REGISTRY", "RIDNet", "RRDBNet", "SFTMD", "UNet",
-           "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator", "check_model_arguments",
-           "constructor_defaults", "count_params", "get_model", "model_card", "register"]
+__all__ = ["BFLOAT16", "COMPUTE_DTYPES", "CPU_KERNELS", "FRSR", "KMSR", "NMD", "PLAIN", "RCAN",
+           "RDN", "REGISTRY", "SFTMD", "AdaptationGenerator", "Compute", "Corrector",
+           "DCTDenoiser", "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator",
+           "GaussianKernel", "MemNet", "ModelCard", "NatSRDiscriminator", "Predictor", "RIDNet",
+           "RRDBNet", "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator",
+           "check_model_arguments", "constructor_defaults", "count_params", "get_model",
+           "model_card", "register"]

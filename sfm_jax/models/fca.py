@@ -2,14 +2,14 @@
 
 The three networks of the CENG501 reproduction (CENG501-Projects/CENG501-Spring2022,
 `Project_Cengiz/model.py`) with the student's widths, so parameter counts match: the adaptation
-generator G (`KernelEstimator`, 474,945 parameters), the Frequency Density Comparator
-(`FrequencyDensityComparator`, 187,137) and the Wavelet Discriminator (`WaveletDiscriminator`,
-4,326,273). Images are NHWC floats in [0, 1]. Convs use PyTorch's `padding="same"` (odd kernels:
-symmetric) except the strided ones, which are the student's `Conv2dSame` = TF/Flax "SAME" (the
-extra pad row/column at the bottom/right). BatchNorm has PyTorch's defaults; call `model.eval()`
-for running statistics. Where the paper and the reproduction differ, each class docstring says
-which one is followed (summary: `docs/deviations.md`, "FCA generator, comparator and losses").
-"""
+generator G (`AdaptationGenerator`, the student's `KernelEstimator`; 474,945 parameters), the
+Frequency Density Comparator (`FrequencyDensityComparator`, 187,137) and the Wavelet Discriminator
+(`WaveletDiscriminator`, 4,326,273). Images are NHWC floats in [0, 1]. Convs use PyTorch's
+`padding="same"` (odd kernels: symmetric) except the strided ones, which are the student's
+`Conv2dSame` = TF/Flax "SAME" (the extra pad row/column at the bottom/right). BatchNorm has
+PyTorch's defaults; call `model.eval()` for running statistics. Where the paper and the reproduction
+differ, each class docstring says which one is followed (summary: `docs/deviations.md`, "FCA
+generator, comparator and losses"). """
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class ResidualBlock(nnx.Module):
 
 @register("fca_generator", role="domain_adapter", protocol="fca", scale=1, size_multiple=16,
           global_context=True)
-class KernelEstimator(nnx.Module):
+class AdaptationGenerator(nnx.Module):
   """FCA's adaptation generator G: x (B, H, W, C) in [0, 1] -> G(x) (B, H/4, W/4, C).
 
   Body (the student's `KernelEstimator`): convs 1×3, 3×1, 3×3 (C -> nf each) -> concat ->

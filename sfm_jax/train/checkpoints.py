@@ -14,7 +14,7 @@ from flax import nnx
 
 from sfm_jax.checks import config_differences
 from sfm_jax.errors import CheckpointError, ConfigError
-from sfm_jax.models import get_model
+from sfm_jax.models import PLAIN, Compute, get_model
 from sfm_jax.weights import load_state_into, write_atomically
 
 
@@ -132,8 +132,8 @@ def write_run_record(workdir: pathlib.Path, config: dict) -> None:
 
 
 
-def restore_model(config, workdir: str | pathlib.Path,
-                  step: int | None = None) -> tuple[nnx.Module, int]:
+def restore_model(config, workdir: str | pathlib.Path, step: int | None = None,
+                  compute: Compute = PLAIN) -> tuple[nnx.Module, int]:
   """The model of `config` (eval mode) with the weights of WORKDIR's checkpoint `step` (default:
   the newest readable one, as training resumes from; EMA weights when the run kept them).
   Reads the saved tree as it is, so neither the task nor the optimizer is built. Returns
@@ -152,7 +152,8 @@ def restore_model(config, workdir: str | pathlib.Path,
   weights = tree["model"]
   if config.train.ema_decay > 0 and tree.get("ema"):
     weights = _overlay(weights, tree["ema"])
-  model = get_model(config.model.name, seed=config.seed, **config.model.kwargs.to_dict())
+  model = get_model(config.model.name, seed=config.seed, compute=compute,
+                    **config.model.kwargs.to_dict())
   load_state_into(model, weights, f"the checkpoint at step {step} in {workdir}")
   model.eval()
   return model, step

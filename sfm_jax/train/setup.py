@@ -22,7 +22,7 @@ from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher, on_devices
 from sfm_jax.evaluation import make_evaluator
-from sfm_jax.models import ModelCard, get_model, model_card, set_compute_dtype
+from sfm_jax.models import PLAIN, Compute, ModelCard, get_model, model_card
 from sfm_jax.results import ValidationResult
 from sfm_jax.tasks import task_class as find_task_class
 from sfm_jax.tasks.base import Task, config_fields
@@ -30,7 +30,7 @@ from sfm_jax.weights import load_state_into, load_weights
 
 
 def use_cpu_kernels(config: ml_collections.ConfigDict) -> bool:
-  """Whether training builds its networks with the CPU kernels (`models.layers.cpu_kernels`):
+  """Whether training builds its networks with the CPU kernels (`models.CPU_KERNELS`):
   train.cpu_kernels "auto" (on when JAX runs on the CPU), "on" or "off"."""
   setting = config.train.get("cpu_kernels", "auto")
   if setting not in ("auto", "on", "off"):
@@ -38,11 +38,11 @@ def use_cpu_kernels(config: ml_collections.ConfigDict) -> bool:
   return setting == "on" or (setting == "auto" and jax.default_backend() == "cpu")
 
 
-def build_model(config: ml_collections.ConfigDict, cpu_kernels: bool = False) -> nnx.Module:
-  """The config's model, initialised from `model.init_weights` (a weights file or a pretrained
-  name such as sfm:dncnn_b) when given (fine-tuning);
-  plain Flax layers, or the CPU training kernels with `cpu_kernels`."""
-  model = get_model(config.model.name, seed=config.seed, cpu_kernels=cpu_kernels,
+def build_model(config: ml_collections.ConfigDict, compute: Compute = PLAIN) -> nnx.Module:
+  """The config's model computing as `compute` says (plain Flax in float32 by default),
+  initialised from `model.init_weights` (a weights file or a pretrained name such as
+  sfm:dncnn_b) when given (fine-tuning)."""
+  model = get_model(config.model.name, seed=config.seed, compute=compute,
                     **config.model.kwargs.to_dict())
   if config.model.get("init_weights"):
     source, name, _ = load_weights(pretrained.resolve(config.model.init_weights))
@@ -187,21 +187,23 @@ class InitialState:
 def initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch: int = 1,
                   cpu_kernels: bool = False) -> InitialState:
   """The untrained state of `config`: the main model, its critics (config.critics) and the
-  task state. Trained networks compute in train.compute_dtype, validation in
-  eval.compute_dtype (`models.set_compute_dtype`); the state is float32 either way."""
-  model = build_model(config, cpu_kernels)
-  model.eval()
-  eval_def, _ = nnx.split(set_compute_dtype(model, config.eval.get("compute_dtype", "float32")))
+  task state. Trained networks are built to compute in train.compute_dtype (with the CPU
+  kernels if `cpu_kernels`), validation in eval.compute_dtype; the state is float32 either
+  way."""
+  compute = Compute.from_settings(config.train.get("compute_dtype", "float32"), cpu_kernels)
+  model = build_model(config, compute)
   model.train()
-  compute_dtype = config.train.get("compute_dtype", "float32")
-  set_compute_dtype(model, compute_dtype)
+  eval_compute = Compute.from_settings(config.eval.get("compute_dtype", "float32"))
+  eval_model = nnx.eval_shape(lambda: get_model(config.model.name, compute=eval_compute,
+                                                **config.model.kwargs.to_dict()))
+  eval_model.eval()
+  eval_def, _ = nnx.split(eval_model)
   optimizer, schedule = _with_optimizer(model, config.optim, steps_per_epoch)
   networks, optimizers = {"model": model}, {"model": optimizer}
   for name, critic in critic_configs(config).items():
-    networks[name] = get_model(critic.model.name, seed=config.seed + 1, cpu_kernels=cpu_kernels,
+    networks[name] = get_model(critic.model.name, seed=config.seed + 1, compute=compute,
                                **critic.model.get("kwargs", {}))
     networks[name].train()
-    set_compute_dtype(networks[name], compute_dtype)
     optimizers[name], _ = _with_optimizer(networks[name], critic.optim, steps_per_epoch)
   defs, states = _split_networks(networks, optimizers)
   ema = None
