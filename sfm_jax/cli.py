@@ -64,10 +64,27 @@ def _unknown_flag(error: flags.UnrecognizedFlagError):
 
 
 def prepare_process() -> None:
-  """What every program does before JAX starts: YNNPACK kernels on CPU (SFM_JAX_YNNPACK=0: off)
-  and the libraries' logs kept quiet."""
+  """What every program does before JAX starts: YNNPACK kernels on CPU (SFM_JAX_YNNPACK=0: off),
+  the libraries' logs kept quiet, and the user's own modules importable."""
   xla_cpu.enable()
   quiet_library_logs()
+  find_user_modules(sys.argv)
+
+
+def find_user_modules(argv: list[str]) -> None:
+  """Puts the current folder and the --config file's folder on sys.path (as `python script.py`
+  does for the script's), so that a config's `import my_models` and a weights file's
+  registering module import from there, whether the program runs as a script or a console
+  script."""
+  folders = [os.getcwd()]
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      folders.append(os.path.dirname(os.path.abspath(arg.split("=", 1)[1].split(":")[0])))
+    elif arg == "--config" and i + 1 < len(argv):
+      folders.append(os.path.dirname(os.path.abspath(argv[i + 1].split(":")[0])))
+  for folder in folders:
+    if folder not in sys.path:
+      sys.path.append(folder)
 
 
 def run_program(main, define_flags) -> None:

@@ -98,3 +98,17 @@ def test_a_user_model_trains_into_a_weights_file_that_rebuilds_it(tmp_path):
 def test_an_unknown_model_names_the_known_ones():
   with pytest.raises(ValueError, match="unknown model 'dncnm'.*dncnn"):
     get_model("dncnm")
+
+
+def test_a_users_modules_import_from_the_config_folder_and_the_current_one(tmp_path,
+                                                                           monkeypatch):
+  from sfm_jax import cli
+
+  (tmp_path / "configs").mkdir()
+  (tmp_path / "configs" / "my_models_for_test.py").write_text("NAME = 'mine'\n")
+  (tmp_path / "here").mkdir()
+  monkeypatch.chdir(tmp_path / "here")
+  monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+  cli.find_user_modules(["train.py", "--config", "../configs/c.py:variant", "--workdir", "w"])
+  assert sys.path[-2:] == [str(tmp_path / "here"), str(tmp_path / "configs")]
+  assert __import__("my_models_for_test").NAME == "mine"
