@@ -5,21 +5,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 
 def jitted_train_step(config, cpu_kernels: bool | None = None, out_shardings=None):
-  """(step, initial state, frozen inputs) of `config`: `train.setup.make_train_step` jitted with
+  """(step, initial state, frozen inputs) of `config`: `train.setup.training_step` jitted with
   the state donated, as `train.py` runs it; `cpu_kernels` defaults to the loop's choice."""
-  from sfm_jax.train.setup import build_task, initial_state, make_train_step, use_cpu_kernels
+  from sfm_jax.train.setup import build_task, initial_state, training_step, use_cpu_kernels
 
   task = build_task(config)
   kernels = use_cpu_kernels(config) if cpu_kernels is None else cpu_kernels
   setup = initial_state(config, task, cpu_kernels=kernels)
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  step = jax.jit(make_train_step(setup.defs, frozen_def, task, 0.0, config.seed),
-                 donate_argnums=0, out_shardings=out_shardings)
-  return step, setup.state, {"networks": frozen_networks, "constants": {}}
+  step, frozen = training_step(config, task, setup)
+  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings), setup.state, frozen
 
 
 def train_step_closure(config, cpu_kernels: bool | None = None, count_flops: bool = True):

@@ -4,7 +4,7 @@ float32 and bfloat16, with images/s, model FLOP utilisation and SFM's share of t
 Training: DnCNN-B (17 layers, BN) at batch 128 on 64×64 gray patches with blind noise
 σ ~ U(0, 55), and RRDBNet ×4 (SFM's gray layout, 23 blocks) at batch 16 on 128×128 HR patches
 (bicubic ×1/4 on the device), L1, Adam. Each sfm-jax step is the trainer's own
-(`train.setup.make_train_step`); "+ SFM" is the same step with SFM at rate 0.5, and "SFM share"
+(`train.setup.training_step`); "+ SFM" is the same step with SFM at rate 0.5, and "SFM share"
 is (with − without) / with. The PyTorch steps do the same work on the SFM authors' networks
 (`tests/torch_nets.py`), bfloat16 through `torch.autocast`. Inference: DnCNN-B on a 1024×1024
 image, RRDBNet ×4 from 256×256 to 1024×1024.

@@ -13,7 +13,7 @@ from test_train import CONFIGS, load_config, provide_frozen_networks, shrink
 from sfm_jax.data.images import load_source
 from sfm_jax.models import BFLOAT16, Compute, get_model
 from sfm_jax.train.loop import train_and_evaluate
-from sfm_jax.train.setup import build_task, initial_state, make_train_step
+from sfm_jax.train.setup import build_task, initial_state, training_step
 
 # One config per network (the DCT denoiser's only convolutions are its frozen DCT transforms,
 # which stay float32).
@@ -38,12 +38,11 @@ def traced_step(config):
   """(jaxpr of one train step, the state before, the state and metrics after): traced only."""
   task = build_task(config)
   setup = initial_state(config, task)
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  step = make_train_step(setup.defs, frozen_def, task, 0.0, config.seed)
   size, channels = config.data.patch_size, config.data.channels
-  constants = task.constants_for(load_source(config.data.val_source, "val", channels), config)
+  step, frozen = training_step(config, task, setup,
+                               load_source(config.data.val_source, "val", channels))
   args = (setup.state, jax.ShapeDtypeStruct((4, size, size, channels), np.uint8), np.int32(0),
-          {"networks": frozen_networks, "constants": constants})
+          frozen)
   return jax.make_jaxpr(step)(*args).jaxpr, setup.state, jax.eval_shape(step, *args)
 
 

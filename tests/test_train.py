@@ -113,17 +113,15 @@ def test_full_runs_cover_every_task_kind():
 def test_every_config_traces_its_train_step(name, tiny_folder, tmp_path):
   """Task, model and optimiser of the config fit together: one train step traced abstractly
   (jax.eval_shape, no compilation) on a batch of its patch size; the loss is a finite scalar."""
-  from sfm_jax.train.setup import build_task, initial_state, make_train_step
+  from sfm_jax.train.setup import build_task, initial_state, training_step
 
   config = shrink(load_config(name), tiny_folder)
   provide_frozen_networks(config, tmp_path)
   task = build_task(config)
   setup = initial_state(config, task)
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  step = make_train_step(setup.defs, frozen_def, task, 0.0, config.seed)
+  step, frozen = training_step(config, task, setup)
   size, channels = config.data.patch_size, config.data.channels
   patches = jax.ShapeDtypeStruct((4, size, size, channels), np.uint8)
-  frozen = {"networks": frozen_networks, "constants": {}}
   new_state, metrics = jax.eval_shape(step, setup.state, patches, np.int32(0), frozen)
   assert metrics["loss"].shape == () and metrics["loss"].dtype == np.float32
   assert (jax.tree.map(lambda x: (x.shape, x.dtype), new_state)

@@ -27,9 +27,9 @@ from sfm_jax.train.setup import (
   eval_state,
   from_pure,
   initial_state,
-  make_train_step,
   make_validator,
   to_pure,
+  training_step,
   use_cpu_kernels,
 )
 from sfm_jax.weights import save_weights
@@ -92,11 +92,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   start_step = start_step or 0
   write_run_record(workdir, record)
 
-  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
-  frozen = jax.device_put({"networks": frozen_networks,
-                           "constants": task.constants_for(data.val_images, config)}, replicated)
-  step_fn = jax.jit(make_train_step(defs, frozen_def, task, ema_decay, config.seed),
-                    donate_argnums=0, out_shardings=(replicated, replicated))
+  step_fn, frozen = training_step(config, task, setup, data.val_images)
+  frozen = jax.device_put(frozen, replicated)
+  step_fn = jax.jit(step_fn, donate_argnums=0, out_shardings=(replicated, replicated))
   eval_fn = jit_apply(setup.eval_def)
   validator = make_validator(task, config)
 

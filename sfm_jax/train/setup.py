@@ -218,6 +218,17 @@ def initial_state(config: ml_collections.ConfigDict, task: Task, steps_per_epoch
   return InitialState(model, defs, eval_def, state, schedule)
 
 
+def training_step(config: ml_collections.ConfigDict, task: Task, initial: InitialState,
+                  val_images: list | None = None) -> tuple[Callable, dict]:
+  """(the pure step of `config` (`make_train_step`), its frozen inputs {"networks": the task's
+  frozen networks' weights, "constants": the task's constants of `val_images`, {} without}):
+  what train.py jits and runs, and what tests and benchmarks trace or time."""
+  frozen_def, frozen_networks = nnx.split(task.frozen_networks())
+  constants = {} if val_images is None else task.constants_for(val_images, config)
+  step = make_train_step(initial.defs, frozen_def, task, config.train.ema_decay, config.seed)
+  return step, {"networks": frozen_networks, "constants": constants}
+
+
 def make_train_step(defs: dict, frozen_def, task: Task, ema_decay: float, seed: int):
   """A pure step (state, uint8 patches, step, frozen) -> (state, metrics).
 
