@@ -67,6 +67,20 @@ def test_ablation_table_is_the_mean_and_std_over_seeds(tmp_path):
   assert len((tmp_path / "results.csv").read_text().splitlines()) == len(rows) + 1
 
 
+def test_paired_differences_are_per_seed_with_a_t_interval():
+  """Arm − A on the same seed; a seed the baseline lacks is left out; 95% t half-width."""
+  rng = np.random.default_rng(1)
+  psnr = {(arm, seed): float(rng.normal(25, 1)) for arm in ("a_plain", "b_sfm_keep")
+          for seed in range(5)}
+  rows = [{"arm": arm, "seed": seed, "sigma": 50.0, "psnr": value, "ssim": 0.5}
+          for (arm, seed), value in psnr.items() if (arm, seed) != ("a_plain", 4)]
+  mean, half, n = sfm_ablation.paired_differences(rows)["b_sfm_keep"][50.0]
+  diffs = [psnr["b_sfm_keep", s] - psnr["a_plain", s] for s in range(4)]
+  assert n == 4 and mean == pytest.approx(np.mean(diffs))
+  assert half == pytest.approx(3.1824463 * np.std(diffs, ddof=1) / 2)  # t(0.975, 3 dof), √4
+  assert f"{np.mean(diffs):+.2f} ± {half:.2f} (4)" in sfm_ablation.paired_table(rows)
+
+
 def test_reproduction_table_puts_the_published_means_beside_ours():
   ours = {run: {f"{s:g}": {"psnr": p + 0.5, "ssim": 0.5}
                 for s, p in zip(sfm_reproduce.SIGMAS, sfm_reproduce.AUTHORS[base], strict=True)}
