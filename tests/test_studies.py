@@ -18,6 +18,7 @@ from sfm_jax.train.setup import build_task
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
 import sfm_ablation  # noqa: E402
+import sfm_bands  # noqa: E402
 import sfm_reproduce  # noqa: E402
 import sr_hole  # noqa: E402
 
@@ -79,6 +80,23 @@ def test_paired_differences_are_per_seed_with_a_t_interval():
   assert n == 4 and mean == pytest.approx(np.mean(diffs))
   assert half == pytest.approx(3.1824463 * np.std(diffs, ddof=1) / 2)  # t(0.975, 3 dof), √4
   assert f"{np.mean(diffs):+.2f} ± {half:.2f} (4)" in sfm_ablation.paired_table(rows)
+
+
+def test_band_errors_of_an_identity_denoiser_are_the_flat_white_noise(tiny_folder, tmp_path):
+  """A 'denoiser' that returns its input errs by the white test noise itself: σ² in every band
+  (clamping at 0 and 1 is rare at σ = 10 on these crops)."""
+  from sfm_jax.models import get_model
+  from sfm_jax.weights import save_weights
+
+  save_weights(tmp_path / "identity.msgpack", get_model("dct_denoiser", patch=4, ratio=0.0),
+               "dct_denoiser", {"patch": 4, "ratio": 0.0})
+  sfm_bands.main(["--test_data", str(tiny_folder), "--out", str(tmp_path / "out"), "--model",
+                  f"identity={tmp_path / 'identity.msgpack'}", "--sigmas", "10"])
+  rows = list(csv.DictReader(open(tmp_path / "out" / "bands.csv")))
+  assert len(rows) == sfm_bands.NUM_BINS
+  mse = np.array([float(r["mse"]) for r in rows])
+  np.testing.assert_allclose(np.median(mse), (10 / 255) ** 2, rtol=0.15)
+  assert (tmp_path / "out" / "bands.png").stat().st_size > 10_000
 
 
 def test_reproduction_table_puts_the_published_means_beside_ours():

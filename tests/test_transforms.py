@@ -138,3 +138,25 @@ def test_importing_ops_pulls_in_neither_tensorflow_nor_flax():
           "print(bad); sys.exit(1 if bad else 0)")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dct_band_error_places_each_basis_function_in_its_band_and_keeps_parseval(rng):
+  """An error that is one DCT basis function (i, j) of amplitude a shows up only in the band of
+  D/R = √(i² + j²)/√(H² + W²), as a²/(coefficients in that band); the count-weighted mean of the
+  bands is the pixel MSE (scipy's orthonormal DCT as the reference)."""
+  h, w, bins = 24, 40, 10
+  coeffs = np.zeros((h, w))
+  coeffs[9, 30] = 3.0
+  error = scipy.fft.idctn(coeffs, norm="ortho")[..., None].astype(np.float32)
+  zero = np.zeros_like(error)
+  bands = np.asarray(ops.dct_band_error(jnp.asarray(error), jnp.asarray(zero), bins))
+  band = int(np.sqrt(9**2 + 30**2) / np.sqrt(h**2 + w**2) * bins)
+  index = ops.sfm_band_index(h, w, bins)
+  assert np.flatnonzero(bands > 1e-9).tolist() == [band]
+  assert bands[band] == pytest.approx(9.0 / np.sum(index == band), rel=1e-5)
+
+  x, y = (rng.random((2, h, w, 3)).astype(np.float32) for _ in range(2))
+  per_band = np.asarray(ops.dct_band_error(jnp.asarray(x), jnp.asarray(y), bins))
+  counts = np.bincount(index.ravel(), minlength=bins)
+  np.testing.assert_allclose(per_band @ counts / counts.sum(), ((x - y) ** 2).mean(axis=(1, 2, 3)),
+                             rtol=1e-4)

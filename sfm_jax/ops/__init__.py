@@ -50,7 +50,13 @@ from sfm_jax.ops.noise import (
 )
 from sfm_jax.ops.resize import imresize, resize_matrix
 from sfm_jax.ops.sfm import apply_masks, apply_sfm, masked_gaussian_noise
-from sfm_jax.ops.spectra import dct_band_mse, frequency_density, radial_power_spectrum
+from sfm_jax.ops.spectra import (
+    dct_band_error,
+    dct_band_mse,
+    frequency_density,
+    radial_power_spectrum,
+    sfm_band_index,
+)
 from sfm_jax.ops.thresholds import (
     differentiable_hard_threshold,
     hard_threshold,
@@ -63,12 +69,12 @@ __all__ = [
     "apply_sfm", "band_drop_masks", "band_limited", "block_dct2", "block_idct2", "blur",
     "blur_downsample", "brownian",
     "central_masks", "dct2", "dct_band_mse", "dct_basis", "dct_conv_filters",
-    "dct_inverse_conv_filters", "dct_matrix", "differentiable_hard_threshold",
+    "dct_band_error", "dct_inverse_conv_filters", "dct_matrix", "differentiable_hard_threshold",
     "frequency_density", "frequency_distance", "gaussian_codes", "gaussian_filter",
     "gaussian_kernel", "gaussian_noise", "haar_dwt", "haar_idwt", "hard_threshold", "idct2",
     "imresize",
     "inject_dct", "kernel_codes", "kernel_pca", "low_high_mask", "masked_gaussian_noise",
     "radial_power_spectrum", "random_masks", "resize_matrix",
     "rgb_to_y", "rgb_to_ycbcr", "sample_gaussian_kernels", "sample_masks", "sample_sigmas",
-    "sfm_radius", "soft_threshold", "targeted_masks", "ycbcr_to_rgb",
+    "sfm_band_index", "sfm_radius", "soft_threshold", "targeted_masks", "ycbcr_to_rgb",
 ]

@@ -1,5 +1,5 @@
-"""Spectral statistics: radial mean power spectrum, FCA's "frequency density", and the SFM test
-script's DCT low/high-band MSE."""
+"""Spectral statistics: radial mean power spectrum, FCA's "frequency density", the SFM test
+script's DCT low/high-band MSE, and the error per DCT band in SFM's mask coordinates."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from sfm_jax.ops._checks import check_float_images
 from sfm_jax.ops.dct import dct2
-from sfm_jax.ops.masks import low_high_mask
+from sfm_jax.ops.masks import frequency_distance, low_high_mask, sfm_radius
 
 
 @functools.lru_cache(maxsize=32)
@@ -94,3 +94,36 @@ def dct_band_mse(output: jax.Array, target: jax.Array):
   low = jnp.asarray(low_high_mask(height, width, 0.5, "low"))[:, :, None]
   high = jnp.asarray(low_high_mask(height, width, 0.5, "high"))[:, :, None]
   return (sq * low).mean(axis=(-3, -2, -1)), (sq * high).mean(axis=(-3, -2, -1))
+
+
+@functools.lru_cache(maxsize=32)
+def sfm_band_index(height: int, width: int, num_bins: int) -> np.ndarray:
+  """int (H, W): the bin of each DCT coefficient by D / R, SFM's mask coordinates
+  (D = √(i² + j²), R = √(H² + W²): 0 at DC, just under 1 at the highest frequency), in
+  `num_bins` equal widths."""
+  ratio = frequency_distance(height, width) / sfm_radius(height, width)
+  return np.minimum((ratio * num_bins).astype(np.int64), num_bins - 1)
+
+
+def dct_band_error(output: jax.Array, target: jax.Array, num_bins: int = 20) -> jax.Array:
+  """The error of `output` per DCT frequency band, in SFM's mask coordinates: the mean squared
+  orthonormal-DCT difference over the coefficients with D / R in [k/num_bins, (k+1)/num_bins)
+  (`sfm_band_index`), and over channels. Bands with no coefficient are NaN.
+
+  Args:
+    output, target: float (..., H, W, C), the same shape.
+  Returns:
+    (..., num_bins) float32. Weighted by each band's coefficient count, the bands' mean is the
+    pixel MSE (Parseval).
+  """
+  check_float_images(output, "output")
+  if output.shape != target.shape:
+    raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ in "
+                     "shape; compare images of the same size.")
+  height, width = output.shape[-3:-1]
+  sq = ((dct2(output) - dct2(target)) ** 2).mean(axis=-1)  # (..., H, W)
+  index = sfm_band_index(height, width, num_bins)
+  one_hot = jnp.asarray(index.reshape(-1)[:, None] == np.arange(num_bins)[None], jnp.float32)
+  sums = sq.reshape(*sq.shape[:-2], -1) @ one_hot
+  counts = one_hot.sum(axis=0)
+  return jnp.where(counts > 0, sums / jnp.maximum(counts, 1.0), jnp.nan)
