@@ -75,9 +75,11 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
   raise ValueError(f"unknown eval kind {kind!r}; use 'denoise', 'sr' or 'shared'.")
 
 
-def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections.ConfigDict:
-  """The fields every config has: seed, model, data, optim, train, and the shared eval fields
-  (no task). `channels` sets data.channels and the model's channels (where it takes them)."""
+def base_config(model: str, channels: int = 1, eval_kind: str = "shared",
+                **model_kwargs) -> ml_collections.ConfigDict:
+  """The fields every config has: seed, model, data, optim, train, and the eval fields of
+  `eval_kind` (`eval_fields`; no task). `channels` sets data.channels and the model's channels
+  (where it takes them)."""
   if "channels" in constructor_defaults(model):
     model_kwargs["channels"] = channels
   c = ml_collections.ConfigDict()
@@ -133,15 +135,14 @@ def base_config(model: str, channels: int = 1, **model_kwargs) -> ml_collections
   # dense layers and losses stay float32 (docs/recipes.md, "Mixed precision")
   c.train.compute_dtype = "float32"
   c.train.require_improvement = True  # no weights file if the model ends below its input
-  c.eval = eval_fields("shared")
+  c.eval = eval_fields(eval_kind)
   return c
 
 
 def denoising_config(model: str = "dncnn", **model_kwargs) -> ml_collections.ConfigDict:
   """SFM's denoising recipe (SFM paper §4.1, majedelhelou/SFM `Denoising/train.py`)."""
-  c = base_config(model, channels=1, **model_kwargs)
+  c = base_config(model, channels=1, eval_kind="denoise", **model_kwargs)
   c.task = task_config("supervised")  # fields: tasks.denoise.DenoiseTask (kind n2n, n2s too)
-  c.eval = eval_fields("denoise")
   return c
 
 
@@ -204,7 +205,7 @@ def sr_config(model: str, scale: int, channels: int = 1, *, task: dict | None = 
   docs/deviations.md, "SR learning-rate schedule". The task replaces the denoising fields."""
   if "scale" in constructor_defaults(model):
     model_kwargs["scale"] = scale
-  c = base_config(model, channels=channels, **model_kwargs)
+  c = base_config(model, channels=channels, eval_kind="sr", **model_kwargs)
   c.data.source = f"tfds:div2k/bicubic_x{scale}:train"
   c.data.val_source = f"tfds:div2k/bicubic_x{scale}:validation"
   c.data.patch_size = c.data.stride = 32 * scale
@@ -213,7 +214,6 @@ def sr_config(model: str, scale: int, channels: int = 1, *, task: dict | None = 
   # the fields of tasks.sr.SRTask, or of the SR task named by task["kind"] (ikc, gan_sr)
   task = {"kind": "sr", **(task or {})}
   c.task = task_config(task.pop("kind"), scale=scale, **task)
-  c.eval = eval_fields("sr")
   c.eval.scale = scale
   c.eval.kernel_size = c.task.get_ref("kernel_size")
   c.optim.learning_rate = 1e-4
