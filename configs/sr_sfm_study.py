@@ -1,11 +1,13 @@
-"""The CPU-sized version of SFM's SR claim (README, "SFM for super-resolution, CPU-sized"): a
-small RRDBNet ×2, gray, trained on one Gaussian blur (σ = 1.0, 21×21) followed by MATLAB bicubic
-downsampling, and evaluated over a kernel sweep with `eval.py --task sr --blur_sigmas ...`.
+"""The CPU-sized version of SFM's SR claim (docs/reproduction.md, "SFM for super-resolution,
+CPU-sized"): a small RRDBNet ×2, gray, trained on one Gaussian blur (σ = 1.0, 21×21) followed by
+MATLAB bicubic downsampling, and evaluated over a kernel sweep with `eval.py --task sr --blur_sigmas
+...`.
 
   python train.py --config configs/sr_sfm_study.py                       # without SFM
   python train.py --config configs/sr_sfm_study.py --config.task.sfm_rate=0.5  # with SFM
 
-Point data.source / data.val_source at image folders (the README uses BSD400 and Set14)."""
+Point data.source / data.val_source at image folders (docs/reproduction.md uses BSD400 and
+Set14)."""
 
 from sfm_jax.config_base import sr_config
 
