@@ -3,7 +3,7 @@ raises ConfigError with one sentence that names the field and the fix."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import os
 import pathlib
@@ -143,16 +143,15 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 
 
 def _task_defaults(config: dict) -> dict:
-  """{"task.FIELD": default} of the task dataclass of config["task"]["kind"] ({} if unknown)."""
-  from sfm_jax.tasks import TASKS  # the tasks import jax models; only needed here
-  from sfm_jax.tasks.base import config_fields
+  """{"task.FIELD": default} of the task of config["task"]["kind"] (`config_base.task_config`),
+  as JSON values; {} for an unknown kind."""
+  from sfm_jax.config_base import task_config  # imports the tasks; only needed here
+  from sfm_jax.tasks import TASKS
 
   kind = config.get("task", {}).get("kind")
   if kind not in TASKS:
     return {}
-  fields = config_fields(TASKS[kind]).values()
-  return _flatten({"task": {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
-                            for f in fields if f.default is not dataclasses.MISSING}})
+  return _flatten({"task": json.loads(task_config(kind).to_json())})
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -28,7 +28,7 @@ from sfm_jax.config_base import sr_config
 from sfm_jax.data.images import to_channels
 from sfm_jax.models import get_model
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel, kernel_sigma
-from sfm_jax.tasks.kernel import degrade, estimate_kernel
+from sfm_jax.tasks.kernel import estimate_kernel
 from sfm_jax.train.loop import train_and_evaluate
 from sfm_jax.train.setup import build_model, build_task
 from sfm_jax.weights import load_frozen, load_weights
@@ -108,11 +108,11 @@ def test_every_config_kernel_builds_a_normalised_kernel():
 def test_decimation_keeps_every_scale_th_blurred_pixel():
   hr = jnp.asarray(camera_crops(32))
   kernel = ops.gaussian_kernel(9, 1.0)
-  np.testing.assert_array_equal(degrade(hr, kernel, 2, "decimate"),
+  np.testing.assert_array_equal(ops.blur_downsample(hr, kernel, 2, "decimate"),
                                 ops.blur(hr, kernel)[:, ::2, ::2])
-  assert degrade(hr, kernel, 2).shape == (2, 16, 16, 1)
+  assert ops.blur_downsample(hr, kernel, 2).shape == (2, 16, 16, 1)
   with pytest.raises(ValueError, match="downsample"):
-    degrade(hr, kernel, 2, "nearest")
+    ops.blur_downsample(hr, kernel, 2, "nearest")
 
 
 def subspace_inverse(size: int = 32, freqs: int = 8):
@@ -122,7 +122,8 @@ def subspace_inverse(size: int = 32, freqs: int = 8):
   dct = scipy.fft.idct(np.eye(size), norm="ortho", axis=0)[:, :freqs]
   basis = np.einsum("iu,jv->ijuv", dct, dct).reshape(size * size, freqs * freqs)
   images = basis.T.reshape(-1, size, size, 1).astype(np.float32)
-  lr = np.asarray(degrade(jnp.asarray(images), ops.gaussian_kernel(21, SIGMA0), 2), np.float64)
+  lr = np.asarray(ops.blur_downsample(jnp.asarray(images), ops.gaussian_kernel(21, SIGMA0), 2),
+                  np.float64)
   inverse = basis @ np.linalg.pinv(lr.reshape(len(images), -1).T)  # (size², LR pixels)
   inverse = jnp.asarray(inverse, jnp.float32)
 

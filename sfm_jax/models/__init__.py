@@ -8,13 +8,9 @@ the blind models), and returns the clean estimate (B, H, W, C). SR networks take
 
 from __future__ import annotations
 
-import inspect
-
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from sfm_jax.models import registry
 from sfm_jax.models.dct_denoiser import DCTDenoiser
 from sfm_jax.models.discriminators import (
   NMD,
@@ -33,32 +29,13 @@ from sfm_jax.models.registry import (
   ModelCard,
   check_model_arguments,
   constructor_defaults,
+  get_model,
   model_card,
   register,
 )
 from sfm_jax.models.ridnet import RIDNet
 from sfm_jax.models.sr import FRSR, KMSR, RCAN, RDN, RRDBNet
 from sfm_jax.models.unet import UNet
-
-
-def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None,
-              compute: Compute = PLAIN, **overrides) -> nnx.Module:
-  """Builds the model registered as `name` with its paper defaults and `overrides`, its
-  convolutions and BatchNorms computing as `compute` says (`layers.Compute`: PLAIN, plain Flax
-  in float32, by default; CPU_KERNELS, BFLOAT16 or `Compute.from_settings(dtype, cpu_kernels)`).
-
-  A registered model whose constructor takes no `compute` (a user's) is built without it when
-  `compute` only picks kernels (they change no value); a compute dtype it cannot honour raises
-  ValueError, as do an unknown model and an argument its constructor does not take.
-  """
-  cls = registry.registration(name, overrides.get("module", "")).cls
-  if "compute" in inspect.signature(cls.__init__).parameters:
-    overrides["compute"] = compute
-  elif compute.dtype is not None:
-    raise ValueError(f"model {name!r} cannot compute in {jnp.dtype(compute.dtype).name}: its "
-                     "constructor takes no `compute`; add `*, compute: Compute = PLAIN` and build "
-                     "its layers with compute.conv and compute.batch_norm.")
-  return registry.get_model(name, seed=seed, rngs=rngs, **overrides)
 
 
 def count_params(model: nnx.Module) -> int:

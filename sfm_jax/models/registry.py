@@ -28,7 +28,10 @@ import inspect
 import typing
 from collections.abc import Callable
 
+import jax.numpy as jnp
 from flax import nnx
+
+from sfm_jax.models.layers import PLAIN, Compute
 
 ROLES = ("denoiser", "super_resolver", "kernel_estimator", "domain_adapter", "critic",
          "feature_extractor")
@@ -191,11 +194,24 @@ def check_model_arguments(name: str, kwargs: dict) -> None:
 
 
 def get_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, module: str = "",
-              **kwargs) -> nnx.Module:
+              compute: Compute = PLAIN, **kwargs) -> nnx.Module:
   """Builds the model registered as `name` with its paper defaults and `kwargs` (architecture
-  arguments; `compute=` too, for the models that take it). ValueError names the known models,
-  or the constructor's arguments, on a mistake."""
+  arguments), its convolutions and BatchNorms computing as `compute` says (`layers.Compute`:
+  PLAIN, plain Flax in float32, by default; CPU_KERNELS, BFLOAT16 or
+  `Compute.from_settings(dtype, cpu_kernels)`). `module` is imported first if `name` is not
+  registered yet.
+
+  A model whose constructor takes no `compute` (a user's) is built without it when `compute`
+  only picks kernels (they change no value); a compute dtype it cannot honour raises
+  ValueError, as do an unknown model and an argument its constructor does not take.
+  """
   cls = registration(name, module).cls
+  if "compute" in inspect.signature(cls.__init__).parameters:
+    kwargs["compute"] = compute
+  elif compute.dtype is not None:
+    raise ValueError(f"model {name!r} cannot compute in {jnp.dtype(compute.dtype).name}: its "
+                     "constructor takes no `compute`; add `*, compute: Compute = PLAIN` and build "
+                     "its layers with compute.conv and compute.batch_norm.")
   try:
     return cls(**kwargs, rngs=rngs if rngs is not None else nnx.Rngs(seed))
   except TypeError as error:

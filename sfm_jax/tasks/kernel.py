@@ -13,9 +13,9 @@ downsampling by default — the SR task's own degradation, so a network trained 
 the LR it was trained on — or plain decimation x[::s, ::s] (the TP's "decim" LR, a half-pixel
 shift away from bicubic's sampling grid for even s).
 
-Two routes share `degrade` / `reconstruction_loss`: `KernelEstimationTask` (train.py; the trained
-"model" is the kernel module, over many HR patches) and `estimate_kernel` (a library function
-over given images).
+Two routes share `reconstruction_loss` (on `ops.blur_downsample`): `KernelEstimationTask`
+(train.py; the trained "model" is the kernel module, over many HR patches) and `estimate_kernel`
+(a library function over given images).
 """
 
 from __future__ import annotations
@@ -36,17 +36,10 @@ from sfm_jax.tasks.base import Task
 from sfm_jax.weights import load_frozen
 
 
-def degrade(hr: jax.Array, kernel: jax.Array, scale: int,
-            downsample: str = "bicubic") -> jax.Array:
-  """HR (B, H, W, C) -> LR (B, H/s, W/s, C): `ops.blur_downsample` (blur with the (k, k)
-  kernel, reflect borders as `SRTask`, then MATLAB bicubic 1/s or decimation)."""
-  return ops.blur_downsample(hr, kernel, scale, downsample)
-
-
 def reconstruct(sr_fn: Callable, kernel: jax.Array, hr: jax.Array, scale: int,
                 downsample: str = "bicubic") -> jax.Array:
-  """sr_fn(degrade(hr, kernel)): the frozen network's estimate of HR (B, H, W, C)."""
-  output = sr_fn(degrade(hr, kernel, scale, downsample))
+  """sr_fn(ops.blur_downsample(hr, kernel)): the frozen network's estimate of HR (B, H, W, C)."""
+  output = sr_fn(ops.blur_downsample(hr, kernel, scale, downsample))
   if output.shape != hr.shape:
     raise ValueError(f"the SR network maps the ×1/{scale} LR to {tuple(output.shape)}, not the HR "
                      f"shape {tuple(hr.shape)}; set task.scale (scale=) to the network's factor "
@@ -60,7 +53,7 @@ def mse(output: jax.Array, target: jax.Array) -> jax.Array:
 
 def reconstruction_loss(sr_fn: Callable, kernel: jax.Array, hr: jax.Array, scale: int,
                         downsample: str = "bicubic") -> jax.Array:
-  """MSE(sr_fn(degrade(hr, kernel)), hr), the objective minimised over the kernel."""
+  """MSE(sr_fn(ops.blur_downsample(hr, kernel)), hr), the objective minimised over the kernel."""
   return mse(reconstruct(sr_fn, kernel, hr, scale, downsample), hr)
 
 
@@ -99,7 +92,7 @@ class KernelEstimationTask(Task):
     return {"target": hr}
 
   def predict(self, model, batch: dict) -> jax.Array:
-    """sr(degrade(HR, model())) (B, P, P, C)."""
+    """sr(ops.blur_downsample(HR, model())) (B, P, P, C)."""
     return reconstruct(self.networks["sr"], model(), batch["target"], self.scale, self.downsample)
 
   def loss(self, output: jax.Array, batch: dict) -> jax.Array:
