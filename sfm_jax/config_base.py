@@ -60,6 +60,9 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
         "sigmas": tuple(range(5, 101, 5)),  # eval.py: the SFM paper's protocol
         "clip_noisy": True,  # clamp clean + noise to [0, 1] (SFM's test script)
         "noise_seed": 0,  # the seed of the test noise (the same for every model)
+        # drop the first row / column of odd-sized test images (the SFM release's N2N test,
+        # Denoising/Microscopy/train_n2n_BSD.py: BSD68's 481×321 -> 480×320)
+        "crop_odd_first": False,
         # SSIM window: "gaussian" 11×11, σ = 1.5 (MATLAB ssim_index, KAIR, BasicSR) or
         # "uniform" 7×7 (the SFM test script's, skimage's default)
         "ssim_window": "gaussian"})

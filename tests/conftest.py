@@ -13,6 +13,7 @@ run most of them once, so XLA's backend optimisation (LLVM) passes are switched 
 rounding. SFM_JAX_TEST_XLA_OPTIMIZE=1 keeps the passes.
 """
 
+import dataclasses
 import os
 import pathlib
 import tempfile
@@ -29,6 +30,8 @@ if os.environ.get("SFM_JAX_TEST_XLA_OPTIMIZE", "0") != "1":  # before JAX starts
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("SFM_JAX_TEST_DATA", ROOT.parent / "shared" / "data"))
 WEIGHTS = pathlib.Path(os.environ.get("SFM_JAX_TEST_WEIGHTS", DATA.parent / "weights"))
+
+SFM_RUN = "gray_DnCNN_55_SFMm2_0.50_Noise0_GT0_rad_0.85_radsig_0.15"  # the paper's DnCNN-B
 
 _CACHE = pathlib.Path(tempfile.gettempdir()) / f"sfm-jax-test-xla-cache-{os.getuid()}"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
@@ -74,6 +77,25 @@ def released_weights():
   absent."""
   return _folder_or_skip(WEIGHTS / "sfm_denoising", "SFM_JAX_TEST_WEIGHTS",
                          "released weights (sfm_denoising/<run>/net.pth)")
+
+
+@pytest.fixture
+def shared_weights():
+  """The released checkpoints' root folder ($SFM_JAX_TEST_WEIGHTS: sfm_denoising/, sfm_n2n/,
+  ipol_ffdnet/); skips when absent."""
+  return _folder_or_skip(WEIGHTS, "SFM_JAX_TEST_WEIGHTS", "released weights")
+
+
+@pytest.fixture
+def offline_registry(released_weights, tmp_path, monkeypatch):
+  """sfm:dncnn_b_sfm served from a file:// URL of the released checkpoint, cache in tmp."""
+  from sfm_jax import pretrained
+
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache"))
+  local = released_weights / SFM_RUN / "net.pth"
+  monkeypatch.setitem(pretrained.REGISTRY, "sfm:dncnn_b_sfm", dataclasses.replace(
+      pretrained.REGISTRY["sfm:dncnn_b_sfm"], location=local.resolve().as_uri()))
+  return local
 
 
 @pytest.fixture

@@ -1,24 +1,17 @@
 """Restoring users' own images: photo I/O (bit depth, mode, alpha, EXIF orientation), the noise
-level estimate, the pretrained registry offline (file:// URLs), the restore command end to end,
+level estimate, the restore command end to end,
 and eval.py's pictures."""
 
-import dataclasses
-import io
 import json
 import pathlib
 import subprocess
 import sys
-import urllib.request
 
-import jax
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image, ImageOps
-from test_train import load_config
 
-from sfm_jax import ops, pretrained
-from sfm_jax.convert import convert_checkpoint
+from sfm_jax import ops
 from sfm_jax.data.images import load_folder
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
@@ -28,11 +21,7 @@ from sfm_jax.inference import make_apply
 from sfm_jax.models import get_model, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.restore import Options, Restorer, main, restore_photo
-from sfm_jax.train.setup import build_model
-from sfm_jax.weights import load_weights, save_weights
-
-SFM_RUN = "gray_DnCNN_55_SFMm2_0.50_Noise0_GT0_rad_0.85_radsig_0.15"
-
+from sfm_jax.weights import save_weights
 
 # --- photos in and out ----------------------------------------------------------------------
 
@@ -108,89 +97,6 @@ def test_noise_level_of_synthetic_noise_on_a_flat_image(rng):
     noisy = 0.5 + rng.normal(0, sigma / 255, (200, 200, 3))
     assert estimate_noise_sigma(noisy) == pytest.approx(sigma, rel=0.05)
     assert estimate_noise_sigma(noisy[..., 0]) == pytest.approx(sigma, rel=0.05)
-
-
-# --- pretrained registry, offline -----------------------------------------------------------
-
-
-@pytest.fixture
-def offline_registry(released_weights, tmp_path, monkeypatch):
-  """sfm:dncnn_b_sfm served from a file:// URL of the released checkpoint, cache in tmp."""
-  pytest.importorskip("torch")
-  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache"))
-  local = released_weights / SFM_RUN / "net.pth"
-  monkeypatch.setitem(pretrained.REGISTRY, "dncnn_b_sfm", dataclasses.replace(
-      pretrained.REGISTRY["dncnn_b_sfm"], url=local.resolve().as_uri()))
-  return local
-
-
-def _cache_files(tmp_path):
-  return sorted(p.name for p in (tmp_path / "cache").glob("*")) if (tmp_path / "cache").exists() \
-      else []
-
-
-def test_pretrained_download_verify_convert_then_cache_hit(offline_registry, tmp_path,
-                                                           monkeypatch):
-  path = pretrained.fetch("sfm:dncnn_b_sfm", progress=False)
-  assert path.parent == tmp_path / "cache"
-  assert _cache_files(tmp_path) == sorted([path.name, path.with_suffix(".pth").name])
-  monkeypatch.setattr(pretrained, "download", lambda *a, **k: pytest.fail("cache missed"))
-  monkeypatch.setattr(pretrained, "convert_checkpoint", lambda *a: pytest.fail("cache missed"))
-  assert pretrained.resolve("sfm:dncnn_b_sfm", progress=False) == str(path)
-  cached, name, _ = load_weights(path)
-  by_hand, _, _ = convert_checkpoint(str(offline_registry), "dncnn")
-  leaves = zip(*(jax.tree.leaves(nnx.state(m)) for m in (cached, by_hand)), strict=True)
-  assert name == "dncnn" and all(np.array_equal(a, b) for a, b in leaves)
-
-
-def test_pretrained_bad_hash_leaves_no_cache_entry(offline_registry, tmp_path, monkeypatch):
-  monkeypatch.setitem(pretrained.REGISTRY, "dncnn_b_sfm", dataclasses.replace(
-      pretrained.REGISTRY["dncnn_b_sfm"], sha256="0" * 64))
-  with pytest.raises(DataError, match="nothing was cached"):
-    pretrained.fetch("sfm:dncnn_b_sfm", progress=False)
-  assert _cache_files(tmp_path) == []
-
-
-def test_pretrained_interrupted_download_leaves_no_cache_entry(offline_registry, tmp_path,
-                                                               monkeypatch):
-  """The connection drops after 1 MB: one error, no part file, nothing cached; the next call
-  downloads again and succeeds."""
-  real_urlopen = urllib.request.urlopen
-
-  class Dropping(io.BytesIO):
-    headers = {}
-
-    def read(self, size=-1):
-      if self.tell() >= 1 << 20:
-        raise ConnectionResetError("connection reset by peer")
-      return super().read(size)
-
-  def dropping_urlopen(url, timeout=None):
-    with real_urlopen(url) as response:
-      return Dropping(response.read())
-
-  monkeypatch.setattr(urllib.request, "urlopen", dropping_urlopen)
-  with pytest.raises(DataError, match="cannot download .*connection reset"):
-    pretrained.fetch("sfm:dncnn_b_sfm", progress=False)
-  assert _cache_files(tmp_path) == []
-  monkeypatch.setattr(urllib.request, "urlopen", real_urlopen)
-  assert pretrained.fetch("sfm:dncnn_b_sfm", progress=False).is_file()
-
-
-def test_pretrained_name_as_init_weights(offline_registry):
-  """--config.model.init_weights=sfm:dncnn_b_sfm fine-tunes from the cached conversion."""
-  config = load_config("dncnn_b")
-  config.model.init_weights = "sfm:dncnn_b_sfm"
-  model = build_model(config)
-  cached, _, _ = load_weights(pretrained.fetch("sfm:dncnn_b_sfm", progress=False))
-  leaves = zip(*(jax.tree.leaves(nnx.state(m)) for m in (model, cached)), strict=True)
-  assert all(np.array_equal(a, b) for a, b in leaves)
-
-
-def test_unknown_pretrained_name_lists_the_known_ones():
-  with pytest.raises(DataError, match="sfm:dncnn_b_sfm"):
-    pretrained.resolve("sfm:dncnn_c")
-  assert pretrained.resolve("runs/x/weights.msgpack") == "runs/x/weights.msgpack"
 
 
 # --- the restore command --------------------------------------------------------------------

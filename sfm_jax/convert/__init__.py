@@ -47,8 +47,9 @@ def _infer_kwargs(arch: str, converted: dict) -> dict:
   return {"channels": int(converted[("enc_conv0", "kernel")].shape[2])}
 
 
-def convert_checkpoint(path: str, arch: str):
-  """Loads a PyTorch checkpoint into the matching sfm-jax model, strictly.
+def convert_checkpoint(path: str, arch: str, overrides: dict | None = None):
+  """Loads a PyTorch checkpoint into the matching sfm-jax model, strictly; `overrides` sets
+  constructor arguments the weights do not show (e.g. the U-Net's input_offset).
 
   Returns (model, kwargs, dropped): dropped lists the known-unused keys left out (RRDBNet).
   Raises ValueError naming unmapped, missing or mis-shaped keys.
@@ -63,6 +64,7 @@ def convert_checkpoint(path: str, arch: str):
   except (KeyError, ValueError) as error:
     raise ValueError(f"{path} does not look like a {arch} checkpoint (no {error}); is --arch "
                      "right?") from None
+  kwargs.update(overrides or {})
   model = get_model(arch, **kwargs)
   load_state_into(model, to_pure_dict(converted), path)
   return model, kwargs, dropped

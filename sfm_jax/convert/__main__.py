@@ -1,7 +1,8 @@
 """python -m sfm_jax.convert PATH.pth --arch ARCH --out FILE
 
-ARCH: dncnn, memnet, ridnet, rrdb, unet, vgg19_features (torchvision VGG19, for ESRGAN's
-perceptual loss), vgg_discriminator (ESRGAN's Discriminator_VGG_128)."""
+ARCH: dncnn, ffdnet (IPOL's), memnet, ridnet, rrdb, unet, vgg19_features (torchvision VGG19,
+for ESRGAN's perceptual loss), vgg_discriminator (ESRGAN's Discriminator_VGG_128). Legacy and
+zip .pth files are read without PyTorch (sfm_jax.convert.pth_reader)."""
 
 import argparse
 import sys

@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sfm_jax.convert.pth_reader import CheckpointFormatError, read_pth
+
 BN_NAMES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 Path = tuple
 UNUSED = ("<unused>",)  # a mapper's answer for a key the original's forward never reads
@@ -40,6 +42,14 @@ def _dncnn(parts: list[str]) -> Path | None:
   if (index - 3) % 3 == 0:
     return ("body", "norms", (index - 3) // 3, name)
   return None
+
+
+def _ffdnet(parts: list[str]) -> Path | None:
+  """IPOL FFDNet's body, `intermediate_dncnn.itermediate_dncnn.<i>.*` (its spelling), is laid
+  out as DnCNN's nn.Sequential."""
+  if parts[:2] != ["intermediate_dncnn", "itermediate_dncnn"]:
+    return None
+  return _dncnn(["dncnn", "dncnn", *parts[2:]])
 
 
 def _memnet(parts: list[str]) -> Path | None:
@@ -119,7 +129,8 @@ _VGG_DISCRIMINATOR_RULES = [
 ]
 
 
-MAPPERS = {"dncnn": _dncnn, "memnet": _memnet, "ridnet": _by_rules(_RIDNET_RULES),
+MAPPERS = {"dncnn": _dncnn, "ffdnet": _ffdnet, "memnet": _memnet,
+           "ridnet": _by_rules(_RIDNET_RULES),
            "unet": _by_rules(_UNET_RULES), "rrdb": _by_rules(_RRDB_SFM_RULES),
            "vgg19_features": _vgg19_features,
            "vgg_discriminator": _by_rules(_VGG_DISCRIMINATOR_RULES)}
@@ -130,9 +141,16 @@ def _vgg_discriminator_kwargs(converted: dict) -> dict:
   return {"channels": int(first.shape[2]), "nf": int(first.shape[3])}
 
 
+def _ffdnet_kwargs(converted: dict) -> dict:
+  first = converted[("body", "convs", 0, "kernel")]  # (3, 3, 5·C, features)
+  return {"channels": int(first.shape[2]) // 5, "features": int(first.shape[3]),
+          "num_layers": 1 + max(p[2] for p in converted if p[1] == "convs")}
+
+
 # Constructor arguments read off converted weights, for the architectures added after
 # `sfm_jax.convert._infer_kwargs` (which should consult this table first).
 INFER_KWARGS: dict[str, Callable[[dict], dict]] = {
+    "ffdnet": _ffdnet_kwargs,
     "vgg19_features": lambda converted: {},
     "vgg_discriminator": _vgg_discriminator_kwargs,
 }
@@ -197,22 +215,23 @@ def to_pure_dict(flat: dict[Path, np.ndarray]) -> dict:
 
 
 def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
-  """Reads a .pth file (legacy pickle or zip format) as numpy arrays; needs torch."""
-  try:
-    import torch
-  except ImportError:
-    raise ImportError("reading .pth files needs PyTorch: pip install 'sfm-jax[convert]' "
-                      "(or pip install torch).") from None
+  """Reads a .pth state_dict (legacy pickle or zip format) as {key: numpy array}; no torch.
+
+  The file is read by `pth_reader.read_pth`, which unpickles nothing but tensors, numbers,
+  strings and containers: a pickle that names any other global (code, a model class) raises
+  UnsafeCheckpointError (a ValueError) before anything runs. A {"state_dict": {...}} wrapper is
+  unwrapped and non-array entries are left out. Raises FileNotFoundError for a missing file and
+  ValueError naming the file when it is damaged, cut short, not a checkpoint or not a dict.
+  """
   if not pathlib.Path(path).is_file():
     raise FileNotFoundError(f"checkpoint {path} not found; pass the path of a .pth file.")
   try:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-  except Exception as error:  # pickle, zip and EOF errors of a damaged or foreign file
-    raise ValueError(f"cannot read {path} as a PyTorch checkpoint ({type(error).__name__}): "
-                     "the file is damaged, cut short or not a .pth state_dict; download it "
-                     "again.") from None
+    obj = read_pth(path)
+  except CheckpointFormatError as error:
+    raise ValueError(f"cannot read {path} as a PyTorch checkpoint ({error.reason}): the file is "
+                     "damaged, cut short or not a .pth state_dict; download it again.") from None
   if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
     obj = obj["state_dict"]
   if not isinstance(obj, dict):
     raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict.")
-  return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
+  return {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}

@@ -7,6 +7,8 @@
   σ, clamped input and output, PSNR with peak 1 on whole images, SSIM, DCT low/high-band MSE).
 - "sr" (`sr.SREvaluator`): the SR papers' protocol (MATLAB bicubic LR, Y-channel PSNR/SSIM with
   a border crop equal to the scale), an optional Gaussian blur sweep, NIQE.
+- "fmd" (`fmd.FMDEvaluator`, eval.py only): the FMD microscopy benchmark of the SFM release's
+  Noise2Noise / Noise2Self U-Nets (its dataset is the FMD root folder).
 - "ikc" (`ikc.IKCEvaluator`, eval.py only): IKC's test (Predictor, then Corrector steps).
 - "fca" (`fca.FCAEvaluator`): frequency-density gaps of an adaptation generator; adapted pairs.
 - "kernel" (`kernel.KernelEvaluator`, training only): an estimated blur kernel through a frozen
@@ -18,12 +20,13 @@ protocol that validates it (`tasks.base.Task.protocol`). This package imports no
 
 from sfm_jax.evaluation.denoise import DenoiseEvaluator
 from sfm_jax.evaluation.fca import FCAEvaluator
+from sfm_jax.evaluation.fmd import FMDEvaluator
 from sfm_jax.evaluation.ikc import IKCEvaluator
 from sfm_jax.evaluation.kernel import KernelEvaluator
 from sfm_jax.evaluation.sr import SREvaluator
 
 EVALUATORS = {"denoise": DenoiseEvaluator, "sr": SREvaluator, "fca": FCAEvaluator,
-              "kernel": KernelEvaluator}
+              "fmd": FMDEvaluator, "kernel": KernelEvaluator}
 
 
 def make_evaluator(protocol: str, settings, card=None):
@@ -34,5 +37,5 @@ def make_evaluator(protocol: str, settings, card=None):
   return EVALUATORS[protocol](settings, card)
 
 
-__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "IKCEvaluator", "KernelEvaluator",
+__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator", "KernelEvaluator",
            "SREvaluator", "make_evaluator"]

@@ -42,6 +42,7 @@ class Protocol:
   tile: int = 0
   tile_overlap: int = 32
   ssim_window: str = "gaussian"  # "gaussian": 11×11, σ = 1.5; "uniform": 7×7 (SSIM_WINDOWS)
+  crop_odd_first: bool = False  # drop the first row / column of odd-sized images
 
   def __post_init__(self):
     if not self.sigmas or min(self.sigmas) < 0:
@@ -59,12 +60,15 @@ class Protocol:
                clip_noisy=eval_config.clip_noisy, seed=eval_config.noise_seed,
                self_ensemble=eval_config.self_ensemble, tile=eval_config.tile,
                tile_overlap=eval_config.tile_overlap,
-               ssim_window=eval_config.get("ssim_window", "gaussian"))
+               ssim_window=eval_config.get("ssim_window", "gaussian"),
+               crop_odd_first=eval_config.get("crop_odd_first", False))
 
   def describe(self) -> str:
     clamp = "clamped to [0, 1]" if self.clip_noisy else "not clamped"
+    images = ("images cut to even sizes by dropping their first row / column"
+              if self.crop_odd_first else "whole images")
     return (f"noise seed {self.seed}, noisy input {clamp}, output clamped, PSNR peak 1 on "
-            f"whole images, no border crop, SSIM {SSIM_WINDOWS[self.ssim_window]}"
+            f"{images}, no border crop, SSIM {SSIM_WINDOWS[self.ssim_window]}"
             + (", ×8 self-ensemble" if self.self_ensemble else ""))
 
 
@@ -87,6 +91,8 @@ def evaluate_images(denoise, images: list[tuple[str, np.ndarray]], protocol: Pro
   rows = []
   for index, (name, image) in enumerate(tqdm(images, desc="images", disable=not progress)):
     clean = image.astype(np.float32) / 255.0
+    if protocol.crop_odd_first:
+      clean = clean[clean.shape[0] % 2:, clean.shape[1] % 2:]
     for sigma in protocol.sigmas:
       noisy = noisy_version(clean, sigma, index, protocol)
       restored = np.clip(restore_image(denoise, noisy, sigma / 255.0, multiple=multiple,

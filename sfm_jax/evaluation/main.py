@@ -29,7 +29,7 @@ def define_flags() -> dict[str, flags.FlagHolder]:
                                     "eval/)."),
       "save_images": flags.DEFINE_bool("save_images", False, "Also write the outputs and a few "
                                        "side-by-side strips (OUT/images, OUT/strips)."),
-      "task": flags.DEFINE_enum("task", "auto", ["auto", "denoise", "sr", "ikc", "fca"],
+      "task": flags.DEFINE_enum("task", "auto", ["auto", "denoise", "sr", "ikc", "fca", "fmd"],
                                 "What to evaluate (auto: from the config or the weights file)."),
       "bicubic": flags.DEFINE_bool("bicubic", False, "SR: evaluate plain bicubic upscaling (no "
                                    "model) at --config.eval.scale."),

@@ -12,7 +12,7 @@ import ml_collections
 from sfm_jax import pretrained
 from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
-from sfm_jax.evaluation import IKCEvaluator, SREvaluator, make_evaluator
+from sfm_jax.evaluation import IKCEvaluator, SREvaluator, fmd, make_evaluator
 from sfm_jax.inference import make_apply
 from sfm_jax.models import Compute, model_card
 from sfm_jax.weights import load_model, read_stored
@@ -44,18 +44,20 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     images = load_source(dataset, "val", 3)
     return SREvaluator(settings).run(None, images, output, "bicubic from MATLAB imresize",
                                      dataset, compare=compare)
-  settings = _settings(config, given_config, overrides, _saved_metadata(weights))
+  metadata = _saved_metadata(weights)
+  settings = _settings(config, given_config, overrides, metadata)
   check_eval_settings(settings)
   compute = Compute.from_settings(settings.get("compute_dtype", "float32"))
   model, card, source = _load_model(config, given_config, workdir, step, weights, compute)
-  protocol = card.protocol if task == "auto" else task
+  protocol = metadata.get("protocol", card.protocol) if task == "auto" else task
   if protocol in ("", "kernel", "ikc"):
     raise ValueError(f"eval.py scores denoisers, SR networks, IKC and FCA generators; {source} "
                      f"is a {card.role.replace('_', ' ')}" + (" (IKC: --task ikc --ikc_weights "
                      "SFTMD,PREDICTOR,CORRECTOR)." if protocol == "ikc" else "."))
   if protocol == "sr":
     settings.update(scale=card.scale, blur_sigmas=_blur_sigmas(settings, config, given_config))
-  images = load_source(dataset, "val", card.channels)
+  images = (fmd.load_test_set(dataset) if protocol == "fmd"
+            else load_source(dataset, "val", card.channels))
   evaluator = make_evaluator(protocol, settings, card)
   return evaluator.run(make_apply(model), images, output, source, dataset,
                        save_images=save_images, compare=compare)

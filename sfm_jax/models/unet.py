@@ -26,16 +26,20 @@ class UNet(nnx.Module):
   """Five-level U-Net, 3×3 convs without bias, LeakyReLU(0.1), max-pool and nearest upsampling;
   skips are concatenated as (decoder, encoder). 987,408 parameters for one channel.
 
+  `input_offset` is added to the input and taken off the output, so that a network trained on
+  another range still maps [0, 1] to [0, 1]: the release's microscopy U-Nets see x − 0.5
+  (`Denoising/Microscopy/benchmark.py`, offset −0.5), its BSD ones x itself (offset 0).
+
   Args:
-    noisy: (B, H, W, C) with H and W multiples of 32.
+    noisy: (B, H, W, C) in [0, 1] with H and W multiples of 32.
     noise_level: ignored.
   Returns:
     (B, H, W, C) linear output (the clean estimate).
   """
 
-
-  def __init__(self, channels: int = 1, features: int = 48, *, rngs: nnx.Rngs,
-               compute: Compute = PLAIN):
+  def __init__(self, channels: int = 1, features: int = 48, input_offset: float = 0.0, *,
+               rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.input_offset = input_offset
     f, d = features, 2 * features
     c = lambda a, b: compute.conv(a, b, 3, use_bias=False, rngs=rngs)  # noqa: E731
     self.enc_conv0, self.enc_conv1 = c(channels, f), c(f, f)
@@ -49,6 +53,7 @@ class UNet(nnx.Module):
     if h % 32 or w % 32:
       raise ValueError(f"UNet needs H and W multiples of 32, got {h}×{w}; pad or crop first.")
     act = lambda x: nnx.leaky_relu(x, 0.1)  # noqa: E731
+    noisy = noisy + self.input_offset
     x = act(self.enc_conv1(act(self.enc_conv0(noisy))))
     skips = [noisy, _pool(x)]
     x = skips[-1]
@@ -63,4 +68,4 @@ class UNet(nnx.Module):
       x = _upsample(x)
     x = jnp.concatenate([x, skips.pop()], axis=-1)
     x = act(self.dec1[1](act(self.dec1[0](x))))
-    return self.dec1[2](x)
+    return self.dec1[2](x) - self.input_offset
