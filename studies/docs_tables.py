@@ -154,8 +154,8 @@ def render(zoo: pathlib.Path) -> dict[str, str]:
     if body is None:
       print(f"{table}: no runs under {zoo} (python studies/zoo_eval.py); left as it is")
     else:
-      text = pattern.sub(lambda _: f"<!-- table: {table} -->\n{body.strip()}\n<!-- end table -->",
-                         text)
+      block = f"<!-- table: {table} -->\n{body.strip()}\n<!-- end table -->"
+      text = pattern.sub(lambda _, block=block: block, text)
     texts[doc] = text
   return texts
 
