@@ -3,6 +3,7 @@ are computed right, and the GPU reproduction runs end to end with --smoke (slow)
 
 import csv
 import importlib.util
+import json
 import pathlib
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from sfm_jax.train.setup import build_task
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
+import docs_tables  # noqa: E402
 import sfm_ablation  # noqa: E402
 import sfm_bands  # noqa: E402
 import sfm_reproduce  # noqa: E402
@@ -143,3 +145,26 @@ def test_sr_hole_smoke_run_writes_the_table_and_the_spectra(tiny_folder, tmp_pat
   with open(tmp_path / "spectra.csv", newline="") as f:
     rows = list(csv.reader(f))
   assert len(rows) == 1 + sr_hole.NUM_BINS and {len(row) for row in rows} == {5}
+
+
+def _zoo_run(zoo, name, dataset, psnr_by_sigma):
+  folder = zoo / name.replace(":", "_") / dataset
+  folder.mkdir(parents=True)
+  summary = {"per_sigma": {f"{s:g}": {"psnr": v} for s, v in psnr_by_sigma.items()}}
+  (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_docs_tables_put_the_published_values_beside_ours(tmp_path):
+  """A zoo run 0.01 dB above the release's N2N means fills the n2n_bsd68 block with both; a
+  table without runs keeps its block; every block named in TABLES exists in its doc."""
+  published = docs_tables.published()
+  release = published["n2n_bsd68"]["sfm:n2n_unet"]
+  _zoo_run(tmp_path, "sfm:n2n_unet", "BSD68", {float(s): v + 0.01 for s, v in release.items()})
+  texts = docs_tables.render(tmp_path)
+  block = texts["reproduction.md"].split("<!-- table: n2n_bsd68 -->")[1].split("<!-- end")[0]
+  assert f"| 10 | {release['10'] + 0.01:.2f} / {release['10']:.2f} |" in block
+  assert "Largest difference to the published mean: 0.010 dB." in block
+  assert "| – / 32.55 |" in block  # the SFM model has no run here
+  unchanged = (ROOT / "docs" / "model_zoo.md").read_text()
+  assert texts["model_zoo.md"] == unchanged  # sfm_bsd68 has no runs under tmp_path
+  assert len(published["fmd"]["sfm:n2s_fmd_sfm"]) >= 60  # 12 groups + test_mix × 5 levels
