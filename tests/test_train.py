@@ -28,6 +28,8 @@ CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py") if p.stem not i
 TINY = {
     "dncnn": {"num_layers": 3, "features": 8},
     "memnet": {"features": 4, "num_memblock": 2, "num_resblock": 1},
+    "n3net": {"features": 8, "depth": 3, "interm_features": 4, "k": 2, "patch_size": 4,
+              "stride": 2, "window": 5, "embed_features": 8, "embed_depth": 2, "embed_out": 4},
     "ridnet": {"features": 16, "reduction": 4, "num_blocks": 1},
     "ffdnet": {"num_layers": 3, "features": 8},
     "dct_denoiser": {"patch": 4},

@@ -238,3 +238,127 @@ class RRDBNetSFM(nn.Module):
     return self.conv_last(lrelu(self.HRconv(fea)))
 
 
+
+
+# --- N3Net (visinf/n3net `src_denoising/models/n3net.py`, `non_local.py`, `ops.py`, with the
+# options of SFM's `Denoising/N3Net/main.py`), written from the equations with plain gathers over
+# the original's index tensor (no blocks, no masks): the reference of tests/test_n3net.py.
+# Forward only; module names mirror sfm_jax.models.n3net so weights copy by name.
+
+
+class N3Stage(nn.Module):
+  """DnCNN(residual=True): conv(bias)+ReLU, (depth − 2)×[conv+BN+ReLU], conv(bias), plus the
+  input on the first min(in, out) channels (the original's unused `bn1` left out)."""
+
+  def __init__(self, cin, cout, features, depth):
+    super().__init__()
+    widths = [cin] + [features] * (depth - 1) + [cout]
+    pairs = zip(widths[:-1], widths[1:], strict=True)
+    self.convs = nn.ModuleList([nn.Conv2d(a, b, 3, padding=1, bias=i in (0, depth - 1))
+                                for i, (a, b) in enumerate(pairs)])
+    self.norms = nn.ModuleList([nn.BatchNorm2d(features) for _ in range(depth - 2)])
+
+  def forward(self, x):
+    h = torch.relu(self.convs[0](x))
+    for conv, norm in zip(self.convs[1:-1], self.norms, strict=True):
+      h = torch.relu(norm(conv(h)))
+    h = self.convs[-1](h)
+    n = min(x.shape[1], h.shape[1])
+    return torch.cat([h[:, :n] + x[:, :n], h[:, n:]], 1)
+
+
+class N3Embedding(nn.Module):
+  """cnn_from_def: (depth − 1)×[conv (no bias)+BN+ReLU], conv(bias)."""
+
+  def __init__(self, cin, features, cout, depth):
+    super().__init__()
+    widths = [cin] + [features] * (depth - 1) + [cout]
+    pairs = zip(widths[:-1], widths[1:], strict=True)
+    self.convs = nn.ModuleList([nn.Conv2d(a, b, 3, padding=1, bias=i == depth - 1)
+                                for i, (a, b) in enumerate(pairs)])
+    self.norms = nn.ModuleList([nn.BatchNorm2d(features) for _ in range(depth - 1)])
+
+  def forward(self, x):
+    for conv, norm in zip(self.convs[:-1], self.norms, strict=True):
+      x = torch.relu(norm(conv(x)))
+    return self.convs[-1](x)
+
+
+def n3_neighbour_index(n1, n2, window):
+  """(n1·n2, window² − 1): for patch (i, j), the patches of the window × window block starting
+  at (clamp(i − window//2, 0, n1 − window), the same for j), itself excluded."""
+  rows = []
+  for i in range(n1):
+    for j in range(n2):
+      r0 = min(max(i - window // 2, 0), n1 - window)
+      c0 = min(max(j - window // 2, 0), n2 - window)
+      rows.append([r * n2 + c for r in range(r0, r0 + window) for c in range(c0, c0 + window)
+                   if r * n2 + c != i * n2 + j])
+  return torch.tensor(rows)
+
+
+class N3BlockRef(nn.Module):
+  def __init__(self, cin, k, patch, stride, window, embed_features, embed_depth, embed_out,
+               temp_bias):
+    super().__init__()
+    self.k, self.patch, self.stride, self.window = k, patch, stride, window
+    self.temp_bias = temp_bias
+    self.embed = N3Embedding(cin, embed_features, embed_out, embed_depth)
+    self.temperature = N3Embedding(cin, embed_features, 1, embed_depth)
+    self.distance_norm = nn.BatchNorm1d(1)
+
+  def patches(self, x, pad):
+    """(B, C, H, W) -> (B, L, C·p·p), zero-padded, im2col order."""
+    top, bottom, left, right = pad
+    cols = nn.functional.unfold(nn.functional.pad(x, (left, right, top, bottom)), self.patch,
+                                stride=self.stride)
+    return cols.transpose(1, 2)
+
+  def forward(self, x):
+    b, c, h, w = x.shape
+    p, s, k = self.patch, self.stride, self.k
+    padv, padh = -(h - p) % s, -(w - p) % s
+    pad = (padv // 2, padv - padv // 2, padh // 2, padh - padh // 2)
+    hp, wp = h + padv, w + padh
+    n1, n2 = (hp - p) // s + 1, (wp - p) // s + 1
+    index = n3_neighbour_index(n1, n2, self.window)  # (M, O)
+    xv = self.patches(x, pad)
+    xe = self.patches(self.embed(x), pad)
+    log_temp = self.patches(self.temperature(x), pad).mean(-1)  # average-pooled, (B, M)
+    m, o = index.shape
+    # Squared Euclidean distances of each query to its candidates, by differences.
+    dist = ((xe[:, :, None, :] - xe[:, index, :]) ** 2).sum(-1)  # (B, M, O)
+    dist = self.distance_norm((-dist).reshape(b, 1, m * o)).reshape(b, m, o)
+    logits = dist / torch.exp(log_temp + np.log(self.temp_bias))[..., None]
+    weights = []
+    for _ in range(k):
+      log_w = torch.log_softmax(logits, -1)
+      weights.append(log_w.exp())
+      logits = logits + torch.log(-torch.expm1(log_w))
+    weights = torch.stack(weights, -1)  # (B, M, O, k)
+    volumes = torch.einsum("bmok,bmof->bmkf", weights, xv[:, index, :])  # (B, M, k, C·p·p)
+    cols = volumes.reshape(b, m, k * c * p * p).transpose(1, 2)
+    fold = lambda t: nn.functional.fold(t, (hp, wp), p, stride=s)  # noqa: E731
+    z = (fold(cols) / fold(torch.ones_like(cols)))[:, :, pad[0]:pad[0] + h, pad[2]:pad[2] + w]
+    z = z.reshape(b, k, c, h, w) - x[:, None]
+    return torch.cat([x, z.reshape(b, k * c, h, w)], 1)
+
+
+class N3NetRef(nn.Module):
+  def __init__(self, channels=1, num_stages=3, features=64, depth=6, interm_features=8, k=7,
+               patch_size=10, stride=5, window=15, embed_features=64, embed_depth=3,
+               embed_out=8, temp_bias=0.1):
+    super().__init__()
+    stages, blocks, cin = [], [], channels
+    for _ in range(num_stages - 1):
+      stages.append(N3Stage(cin, interm_features, features, depth))
+      blocks.append(N3BlockRef(interm_features, k, patch_size, stride, window, embed_features,
+                               embed_depth, embed_out, temp_bias))
+      cin = (k + 1) * interm_features
+    stages.append(N3Stage(cin, channels, features, depth))
+    self.stages, self.blocks = nn.ModuleList(stages), nn.ModuleList(blocks)
+
+  def forward(self, x):
+    for stage, block in zip(self.stages[:-1], self.blocks, strict=True):
+      x = block(stage(x))
+    return self.stages[-1](x)

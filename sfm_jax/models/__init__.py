@@ -24,6 +24,7 @@ from sfm_jax.models.ikc import SFTMD, Corrector, Predictor
 from sfm_jax.models.kernels import FreeKernel, GaussianKernel
 from sfm_jax.models.layers import BFLOAT16, COMPUTE_DTYPES, CPU_KERNELS, PLAIN, Compute
 from sfm_jax.models.memnet import MemNet
+from sfm_jax.models.n3net import N3Net
 from sfm_jax.models.registry import (
   REGISTRY,
   ModelCard,
@@ -46,7 +47,8 @@ def count_params(model: nnx.Module) -> int:
 __all__ = ["BFLOAT16", "COMPUTE_DTYPES", "CPU_KERNELS", "FRSR", "KMSR", "NMD", "PLAIN", "RCAN",
            "RDN", "REGISTRY", "SFTMD", "AdaptationGenerator", "Compute", "Corrector",
            "DCTDenoiser", "DnCNN", "FFDNet", "FreeKernel", "FrequencyDensityComparator",
-           "GaussianKernel", "MemNet", "ModelCard", "NatSRDiscriminator", "Predictor", "RIDNet",
+           "GaussianKernel", "MemNet", "ModelCard", "N3Net", "NatSRDiscriminator", "Predictor",
+           "RIDNet",
            "RRDBNet", "UNet", "VGG19Features", "VGGDiscriminator", "WaveletDiscriminator",
            "check_model_arguments", "constructor_defaults", "count_params", "get_model",
            "model_card", "register"]
