@@ -37,5 +37,5 @@ def make_evaluator(protocol: str, settings, card=None):
   return EVALUATORS[protocol](settings, card)
 
 
-__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator", "KernelEvaluator",
-           "SREvaluator", "make_evaluator"]
+__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator",
+           "KernelEvaluator", "SREvaluator", "make_evaluator"]
