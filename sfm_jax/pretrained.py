@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -338,6 +337,23 @@ def _check_hash(part: pathlib.Path, found: str, expected: str, origin: str) -> N
                     "local file); nothing was cached.")
 
 
+def clear_cache() -> list[pathlib.Path]:
+  """Removes the files this cache wrote (each registered name's converted weights, its .pth and
+  any part file left by a cut download) and the folder if that leaves it empty; nothing else
+  in the folder (SFM_JAX_CACHE may point at one of yours) is touched. Returns what it removed."""
+  folder, removed = cache_dir(), []
+  for name in REGISTRY:
+    target = weights_path(name)
+    for path in (target, target.with_suffix(".pth"), target.with_suffix(".pth.part"),
+                 *folder.glob(f".{target.name}.*.tmp")):
+      if path.is_file():
+        path.unlink()
+        removed.append(path)
+  if folder.is_dir() and not any(folder.iterdir()):
+    folder.rmdir()
+  return removed
+
+
 def describe() -> str:
   """Three lines per registered name (what it is; the model; its origin), and the cache."""
   lines = []
@@ -360,12 +376,14 @@ def main(argv=None) -> int:
                       "ipol:...).")
   parser.add_argument("--from_file", help="With --fetch: a local copy of the .pth, or of the "
                       "archive that ships it (no network).")
-  parser.add_argument("--clear", action="store_true", help="Delete the cache folder.")
+  parser.add_argument("--clear", action="store_true", help="Delete the cached files (only "
+                      "those this cache wrote).")
   args = parser.parse_args(argv)
   try:
     if args.clear:
-      shutil.rmtree(cache_dir(), ignore_errors=True)
-      print(f"removed {cache_dir()}")
+      removed = clear_cache()
+      print(f"removed {len(removed)} cached file{'s' * (len(removed) != 1)} from {cache_dir()}"
+            + "".join(f"\n  {path.name}" for path in removed))
     if args.fetch:
       print(f"{args.fetch} -> {fetch(args.fetch, from_file=args.from_file)}")
     if args.list or not (args.fetch or args.clear):

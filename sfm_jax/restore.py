@@ -140,15 +140,22 @@ def _run(restorer: Restorer, plane: np.ndarray, level: float, tile: int,
 
 def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str
                  ) -> list[tuple[pathlib.Path, pathlib.Path]]:
-  """(input, output path) pairs: OUT/<stem><suffix>, or OUT/<stem>_<ext><suffix> where two
-  inputs share a stem."""
-  stems = [path.stem for path in inputs]
-
-  def name(path: pathlib.Path) -> str:
-    shared = stems.count(path.stem) > 1
-    return (f"{path.stem}_{path.suffix[1:].lower()}" if shared else path.stem) + suffix
-
-  return [(path, output / name(path)) for path in inputs]
+  """(input, output path) pairs, one distinct output per input even on a case-insensitive
+  disk: OUT/<stem><suffix>; OUT/<stem>_<ext><suffix> where inputs share a stem (a.png and
+  a.jpg); then _2, _3, ... for any name still taken (a.png and a.PNG, or a_png.png)."""
+  stems = [path.stem.lower() for path in inputs]
+  taken: set[str] = set()
+  pairs = []
+  for path in inputs:
+    shared = stems.count(path.stem.lower()) > 1
+    base = f"{path.stem}_{path.suffix[1:].lower()}" if shared else path.stem
+    name, count = base, 1
+    while (name + suffix).lower() in taken:
+      count += 1
+      name = f"{base}_{count}"
+    taken.add((name + suffix).lower())
+    pairs.append((path, output / (name + suffix)))
+  return pairs
 
 
 def find_inputs(given: str) -> list[pathlib.Path]:

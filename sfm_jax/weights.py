@@ -37,10 +37,22 @@ def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs:
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:
   """Writes `data` to a temporary file beside `path`, then renames it over `path`: a reader
-  sees the old file or the new one, never a part of one."""
+  sees the old file or the new one, never a part of one. If the write fails (a full disk) the
+  temporary file is removed, the old file is left as it was, and OSError names both."""
   tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  tmp.write_bytes(data)
-  tmp.replace(path)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    tmp.replace(path)
+  except BaseException as error:  # also KeyboardInterrupt: never leave the part file
+    tmp.unlink(missing_ok=True)
+    if isinstance(error, OSError):
+      kept = "the previous file is intact" if path.exists() else "nothing was written"
+      raise OSError(error.errno, f"cannot write {path} ({error.strerror or error}); {kept}. "
+                    "Free some disk space (or choose another folder) and run again.") from None
+    raise
 
 
 def load_weights(path: str | pathlib.Path) -> tuple[nnx.Module, str, dict]:

@@ -264,3 +264,76 @@ def test_a_file_that_is_not_a_weights_file_is_named(tmp_path):
   (tmp_path / "notes.msgpack").write_bytes(b"x")  # valid msgpack (the integer 120)
   with pytest.raises(ValueError, match="is not an sfm-jax weights file"):
     load_weights(tmp_path / "notes.msgpack")
+
+
+# --- nothing of the user's is lost ----------------------------------------------------------
+
+
+def test_a_full_disk_leaves_no_part_file_and_the_previous_file_intact(tmp_path, monkeypatch):
+  import errno
+
+  from sfm_jax import weights
+
+  target = tmp_path / "weights.msgpack"
+  target.write_bytes(b"the previous good file")
+
+  def full_disk(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(weights.os, "fsync", full_disk)
+  with pytest.raises(OSError, match="No space left.*previous file is intact.*Free some disk"):
+    weights.write_atomically(target, b"a new file")
+  assert target.read_bytes() == b"the previous good file"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.msgpack"]
+
+
+def test_restore_gives_every_input_its_own_output(tmp_path, capsys):
+  """a.png, a.PNG, a.jpg and a_png.png: four inputs, four outputs, each reported."""
+  from sfm_jax.models import get_model
+  from sfm_jax.restore import main
+  from sfm_jax.weights import save_weights
+
+  kwargs = {"num_layers": 3, "features": 4}
+  save_weights(tmp_path / "w.msgpack", get_model("dncnn", **kwargs), "dncnn", kwargs)
+  (tmp_path / "in").mkdir()
+  for index, name in enumerate(("a.png", "a.PNG", "a.jpg", "a_png.png")):
+    Image.fromarray(np.full((20, 24), 40 * index, np.uint8)).save(
+        tmp_path / "in" / name, format="JPEG" if name.endswith("jpg") else "PNG")
+  assert main(["--weights", str(tmp_path / "w.msgpack"), "--input", str(tmp_path / "in"),
+               "--output", str(tmp_path / "out")]) == 0
+  written = sorted(p.name.lower() for p in (tmp_path / "out").iterdir())
+  assert len(written) == len(set(written)) == 4
+  out = capsys.readouterr().out
+  assert all(f"-> {tmp_path / 'out' / name}" in out for name in os.listdir(tmp_path / "out"))
+  assert "restored 4 of 4 images" in out
+
+
+def test_convert_never_replaces_a_file_that_is_not_its_own(tmp_path, capsys):
+  from sfm_jax.convert.__main__ import main
+
+  checkpoint = tmp_path / "net.pth"
+  checkpoint.write_bytes(b"whatever the user had")
+  notes = tmp_path / "notes.txt"
+  notes.write_text("my notes")
+  assert main([str(checkpoint), "--arch", "dncnn", "--out", str(checkpoint)]) == 2
+  assert "is the checkpoint itself" in capsys.readouterr().err
+  assert main([str(checkpoint), "--arch", "dncnn", "--out", str(notes)]) == 2
+  assert "not an sfm-jax weights file" in capsys.readouterr().err
+  assert checkpoint.read_bytes() == b"whatever the user had" and notes.read_text() == "my notes"
+
+
+def test_clearing_the_cache_removes_only_what_it_wrote(tmp_path, monkeypatch, capsys):
+  """SFM_JAX_CACHE pointing at a folder of the user's: --clear removes the cached weights (and
+  a part file), keeps the user's files, and says what it removed."""
+  from sfm_jax import pretrained
+
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path))
+  (tmp_path / "thesis.tex").write_text("years of work")
+  (tmp_path / "photos").mkdir()
+  cached = pretrained.weights_path("sfm:dncnn_b")
+  cached.write_bytes(b"converted")
+  cached.with_suffix(".pth.part").write_bytes(b"cut download")
+  assert pretrained.main(["--clear"]) == 0
+  out = capsys.readouterr().out
+  assert "removed 2 cached files" in out and cached.name in out
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "thesis.tex"]
