@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import signal
 import time
 
 import jax
@@ -20,6 +21,7 @@ from sfm_jax.inference import jit_apply
 from sfm_jax.models import check_model_arguments, count_params
 from sfm_jax.results import ValidationResult
 from sfm_jax.train.checkpoints import Checkpoints, check_run_record, write_run_record
+from sfm_jax.train.preemption import Interrupted, StopRequests
 from sfm_jax.train.setup import (
   TrainingData,
   build_task,
@@ -121,6 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   iterator = data.batches_on_devices(start_step, batch_sharding)
   started, last_saved, losses = time.time(), start_step, []
   first_nonfinite = jnp.int32(-1)
+  stops = StopRequests().__enter__()  # SIGTERM / Ctrl-C: save, then stop (preemption.py)
   try:
     for step in range(start_step, total_steps):
       state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen)
@@ -148,7 +151,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if save:
         checkpoints.save(done, to_pure(state), data.stream)
         last_saved = done
+      if (signum := stops.agreed()) is not None:
+        _stop_if_nonfinite(int(first_nonfinite), last_saved, config)
+        if last_saved != done:
+          checkpoints.save(done, to_pure(state), data.stream)
+        raise Interrupted(signum, done, f"stopped by {signal.Signals(signum).name} at step "
+                          f"{done}/{total_steps} with a checkpoint saved there in {workdir}; "
+                          "rerun the same command to resume.")
+  except KeyboardInterrupt:
+    resume = (f"the same command resumes from the last checkpoint, step {last_saved}"
+              if last_saved else "no checkpoint was written, so the same command starts afresh")
+    message = f"stopped at once; {resume} (in {workdir})."
+    raise Interrupted(signal.SIGINT, last_saved, message) from None
   finally:
+    stops.__exit__()
     iterator.close()
     data.close()
     checkpoints.close()

@@ -1,6 +1,8 @@
 """The train.py program (also the `sfm-train` console script)."""
 
 
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -37,6 +39,7 @@ def main(argv, flag: dict[str, flags.FlagHolder]):
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   cli.quiet_library_logs()
   from sfm_jax.train.loop import train_and_evaluate  # after the logs are quietened
+  from sfm_jax.train.preemption import Interrupted
 
   if flags.FLAGS["config"].value is None and not flags.FLAGS["config"].present:
     raise app.UsageError("pass --config, e.g. --config configs/quickstart.py")
@@ -47,7 +50,11 @@ def main(argv, flag: dict[str, flags.FlagHolder]):
       cli.start_distributed(flag["coordinator_address"].value, flag["num_processes"].value,
                             flag["process_id"].value)
     workdir = flag["workdir"].value or cli.default_workdir(config_path)
-    train_and_evaluate(config, workdir, force_resume=flag["force_resume"].value)
+    try:
+      train_and_evaluate(config, workdir, force_resume=flag["force_resume"].value)
+    except Interrupted as stop:
+      print(stop, file=sys.stderr)
+      sys.exit(stop.exit_status)
 
 
 def run():
