@@ -26,6 +26,17 @@ def report_user_errors():
     sys.exit(2)
 
 
+@contextlib.contextmanager
+def report_interrupt(what_remains: str):
+  """Ctrl-C: one line on stderr (`what_remains`: what was kept and how to go on) and exit status
+  130, instead of a KeyboardInterrupt traceback."""
+  try:
+    yield
+  except KeyboardInterrupt:
+    print(f"\ninterrupted: {what_remains}", file=sys.stderr)
+    sys.exit(130)
+
+
 _FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError)
 
 

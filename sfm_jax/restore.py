@@ -197,6 +197,11 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
       tqdm.write(f"{source.name} -> {target}" + (f" ({note})" if note else ""))
     except (DataError, ValueError, OSError) as error:
       failures.append((source, str(error)))
+    except KeyboardInterrupt:
+      print(f"\ninterrupted during {source.name}: {done} of {len(pairs)} images were restored "
+            "and written (listed above; nothing half-written); rerun the same command to "
+            "restore the rest: finished outputs are skipped.", file=sys.stderr)
+      raise
   if not dry_run:
     print(f"restored {done} of {len(pairs)} images in {time.perf_counter() - start:.1f} s")
   return failures
@@ -273,7 +278,10 @@ def main(argv=None) -> int:
 def run():
   """Console-script entry point (sfm-restore)."""
   cli.prepare_process()
-  sys.exit(main())
+  try:
+    sys.exit(main())
+  except KeyboardInterrupt:  # restore_all said what was written
+    sys.exit(130)
 
 
 if __name__ == "__main__":

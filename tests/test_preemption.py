@@ -1,7 +1,8 @@
 """Preemption: SIGTERM (how schedulers preempt) or Ctrl-C during `train.py` saves a checkpoint
 at the current step and exits with one line (143 / 130); rerunning the same command resumes to
 the weights of an uninterrupted run, in one process and in two joined by jax.distributed (only
-one of which receives the signal: both stop at the same step)."""
+one of which receives the signal: both stop at the same step). Ctrl-C in restore and eval.py:
+one line and status 130."""
 
 import os
 import re
@@ -100,3 +101,52 @@ def test_two_processes_agree_on_the_step_when_one_is_preempted(tiny_folder, tmp_
   assert finished(train(config, tmp_path / "straight"))[0] == 0
   np.testing.assert_allclose(weights(tmp_path / "multi"), weights(tmp_path / "straight"),
                              atol=1e-5)
+
+
+def _wait_for(stream, text: str) -> str:
+  """Reads `stream` (character by character: progress bars end lines with \\r) until `text`."""
+  seen = ""
+  while text not in seen:
+    char = stream.read(1)
+    if not char:
+      raise AssertionError(f"{text!r} never came: {seen[-2000:]}")
+    seen += char
+  return seen
+
+
+def test_ctrl_c_in_restore_and_eval_is_one_line_and_status_130(tiny_folder, tmp_path):
+  """Restore keeps the images it finished (whole files) and says how to go on; eval.py says
+  that no report was written. Neither prints a traceback."""
+  from PIL import Image
+
+  from sfm_jax.models import get_model
+  from sfm_jax.weights import save_weights
+
+  kwargs = {"num_layers": 3, "features": 4}
+  save_weights(tmp_path / "w.msgpack", get_model("dncnn", **kwargs), "dncnn", kwargs)
+  (tmp_path / "in").mkdir()
+  for i in range(40):
+    Image.fromarray(np.full((300, 300), 5 * i, np.uint8)).save(tmp_path / "in" / f"{i:02d}.png")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  restore = subprocess.Popen(
+      [sys.executable, "-m", "sfm_jax.restore", "--weights", str(tmp_path / "w.msgpack"),
+       "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
+      cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  _wait_for(restore.stdout, "01.png ->")
+  restore.send_signal(signal.SIGINT)
+  _, err = restore.communicate(timeout=120)
+  written = sorted((tmp_path / "out").iterdir())
+  assert restore.returncode == 130 and "Traceback" not in err, err[-2000:]
+  assert re.search(rf"{len(written)} of 40 images were restored", err) and "rerun" in err
+  assert all(Image.open(path).size == (300, 300) for path in written)  # whole files only
+
+  evaluate = subprocess.Popen(
+      [sys.executable, str(ROOT / "eval.py"), "--weights", str(tmp_path / "w.msgpack"),
+       "--dataset", str(tmp_path / "in"), "--output", str(tmp_path / "eval")],
+      cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  _wait_for(evaluate.stderr, "images:")
+  evaluate.send_signal(signal.SIGINT)
+  _, err = evaluate.communicate(timeout=120)
+  assert evaluate.returncode == 130 and "Traceback" not in err, err[-2000:]
+  assert "interrupted: eval.py writes its reports" in err
+  assert not (tmp_path / "eval" / "summary.json").exists()

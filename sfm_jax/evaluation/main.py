@@ -45,7 +45,9 @@ def main(argv, flag: dict[str, flags.FlagHolder]):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   cli.quiet_library_logs()
-  with cli.report_user_errors():
+  unfinished = ("eval.py writes its reports when it has scored every image, so none was "
+                "written; rerun the command to evaluate.")
+  with cli.report_user_errors(), cli.report_interrupt(unfinished):
     from sfm_jax.evaluation.runs import evaluate  # after the logs are quietened
 
     config = cli.config_value(flag["config"])
