@@ -3,6 +3,8 @@ the ×8 dihedral self-ensemble. Only one tile at a time is on the device when ti
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Callable
 
 import jax
@@ -48,11 +50,16 @@ def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int,
   return x, (h, w)
 
 
-def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
+              progress: Callable[[int], None] | None = None) -> np.ndarray:
   """Applies fn to x (1, H, W, C) tile by tile: each tile×tile core is processed with `overlap`
   pixels of context on every side (fewer at the image border) and only the core is kept, so the
-  result equals whole-image inference when overlap ≥ the model's receptive-field radius.
-  fn maps (1, h, w, C) to (1, s·h, s·w, C'): s = 1 for denoisers, the scale for SR."""
+  result equals whole-image inference when overlap ≥ the model's receptive-field radius. Tile
+  and overlap are rounded up to `multiple` so that every tile starts on the model's grid (its
+  pooling or pixel-unshuffle cells), as the whole image does. fn maps (1, h, w, C) to
+  (1, s·h, s·w, C'): s = 1 for denoisers, the scale for SR. `progress(n)` is told of each
+  finished tile."""
+  tile, overlap = (-(-v // multiple) * multiple for v in (tile, overlap))
   _, h, w, _ = x.shape
   out = None
   for top in range(0, h, tile):
@@ -67,14 +74,87 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
       core = result[:, dy:dy + tile * scale, dx:dx + tile * scale]
       out[:, top * scale:top * scale + core.shape[1],
           left * scale:left * scale + core.shape[2]] = core
+      if progress:
+        progress(1)
   return out
 
 
+def tile_count(shape: tuple[int, int], tile: int, multiple: int = 1) -> int:
+  """How many tiles run_tiled cuts an (H, W) image into."""
+  tile = -(-tile // multiple) * multiple
+  return -(-shape[0] // tile) * -(-shape[1] // tile)
+
+
+# The most temporary memory one model call may use. XLA:CPU's YNNPACK convolutions abort the
+# process (std::bad_alloc) on calls somewhat above 4 GiB of activations (DnCNN-B on a 12 MP
+# image needs 6 GiB), and calls above ~2 GiB are no faster per pixel.
+MAX_CALL_BYTES = 2 << 30
+
+
+def activation_bytes_per_pixel(model: nnx.Module, channels: int, takes_level: bool,
+                               multiple: int = 1) -> float:
+  """The temporary memory of one forward pass per input pixel, from XLA's memory analysis of
+  a 64×64 compile (activations grow linearly with the pixels)."""
+  side = -(-64 // multiple) * multiple
+  graphdef, state = nnx.split(model)
+  inputs = [jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)]
+  if takes_level:
+    inputs.append(jax.ShapeDtypeStruct((1,), jnp.float32))
+  compiled = jit_apply(graphdef).lower(state, *inputs).compile()
+  stats = compiled.memory_analysis()
+  if stats is None:  # a backend without the analysis: DnCNN-B's figure, times two
+    return 1024.0
+  return (stats.temp_size_in_bytes + stats.output_size_in_bytes) / side**2
+
+
+def available_memory() -> int:
+  """Bytes this process can still use: the accelerator's free memory, or on a CPU the
+  smaller of the machine's MemAvailable and the cgroup's remaining limit."""
+  device = jax.local_devices()[0]
+  if device.platform != "cpu":
+    stats = device.memory_stats() or {}
+    if "bytes_limit" in stats:
+      return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+  limits = []
+  try:
+    with open("/proc/meminfo") as f:
+      fields = dict(line.split(":", 1) for line in f)
+    limits.append(int(fields["MemAvailable"].split()[0]) * 1024)
+  except (OSError, KeyError, ValueError):
+    limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+  try:
+    cgroup = pathlib.Path("/sys/fs/cgroup")
+    limit = (cgroup / "memory.max").read_text().strip()
+    if limit != "max":
+      limits.append(int(limit) - int((cgroup / "memory.current").read_text()))
+  except (OSError, ValueError):
+    pass
+  return max(min(limits), 0)
+
+
+def auto_tile(shape: tuple[int, int], bytes_per_pixel: float, overlap: int,
+              multiple: int = 1, budget: float | None = None) -> int:
+  """0 when the whole (H, W) image fits in one call, else the largest tile (a multiple of
+  `multiple`) whose call, with `overlap` pixels of context on each side, stays within half the
+  available memory (`budget`: given) and MAX_CALL_BYTES."""
+  budget = min(0.5 * available_memory() if budget is None else budget, MAX_CALL_BYTES)
+  if shape[0] * shape[1] * bytes_per_pixel <= budget:
+    return 0
+  side = int((budget / bytes_per_pixel) ** 0.5) - 2 * overlap
+  side = side // multiple * multiple
+  if side < max(multiple, 16):
+    raise MemoryError(f"too little memory for even a small tile ({budget / 2**20:.0f} MiB "
+                      "available): close other programs or give --tile.")
+  return side
+
+
 def restore_image(apply, image: np.ndarray, noise_level: float, *, multiple: int = 1,
-                  tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False) -> np.ndarray:
+                  tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False,
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
   """Runs a restoration model `apply(x (1, h, w, C), level (1,)) -> (1, s·h, s·w, C)` (a
   denoiser, s = 1, or a super-resolver, which ignores the level) on one (H, W, C) image in
-  [0, 1]; returns (s·H, s·W, C) float32 (not clipped)."""
+  [0, 1], whole or in tiles of `tile` (0: whole) aligned to `multiple`; returns (s·H, s·W, C)
+  float32 (not clipped)."""
   level = jnp.full((1,), noise_level, jnp.float32)
 
   def single(x):  # (1, h, w, C) device array -> (1, s·h, s·w, C)
@@ -83,14 +163,16 @@ def restore_image(apply, image: np.ndarray, noise_level: float, *, multiple: int
     scale = out.shape[1] // padded.shape[1]
     return out[:, :h * scale, :w * scale]
 
-  return _whole_or_tiled(_ensembled(single, self_ensemble), image, tile, tile_overlap)
+  return _whole_or_tiled(_ensembled(single, self_ensemble), image, tile, tile_overlap, multiple,
+                         progress)
 
 
-def _whole_or_tiled(fn, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+def _whole_or_tiled(fn, image: np.ndarray, tile: int, overlap: int, multiple: int = 1,
+                    progress: Callable[[int], None] | None = None) -> np.ndarray:
   """fn on one (H, W, C) image, tile by tile when it is larger than `tile` (0: never)."""
   x = np.asarray(image, np.float32)[None]
   if tile and max(x.shape[1:3]) > tile:
-    return run_tiled(fn, x, tile, overlap)[0]
+    return run_tiled(fn, x, tile, overlap, multiple, progress)[0]
   return np.asarray(fn(jnp.asarray(x)))[0]
 
 

@@ -15,17 +15,20 @@ they are upscaled bicubic); a colour model on a gray image sees it as R = G = B.
 Outputs keep the input's size (times the scale), gray/colour mode, alpha channel (passed through;
 for SR upscaled bicubic) and bit depth (8 or 16), are stood upright by the EXIF orientation, and
 are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
-output is kept unless --overwrite. Images larger than --max_pixels (output pixels) are processed
-in tiles of --tile input pixels with the model's receptive field as context (from its card:
-DnCNN-B 17 pixels, MemNet 50), so tiles give the whole-image output (within float rounding;
-RIDNet's and RCAN's channel attention pools over the whole input, so theirs is close). Files
-that cannot be read or restored are listed at the end; the exit status is then 1.
+output is kept unless --overwrite. An image whose activations do not fit half the available
+memory (the model's bytes per pixel, from XLA's memory analysis) is processed in the largest
+tiles that do (--tile N forces tiles of N input pixels), each with the model's receptive field
+as context (from its card: DnCNN-B 17 pixels, MemNet 74, the U-Net 158) and aligned to its
+size multiple, so tiles give the whole-image output (within float rounding; RIDNet's and
+RCAN's channel attention pools over the whole input, so theirs is close). Files that cannot be
+read or restored are listed at the end; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import pathlib
 import sys
 import time
@@ -38,7 +41,13 @@ from sfm_jax import cli, ops, pretrained
 from sfm_jax.data.images import IMAGE_SUFFIXES, image_files
 from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
-from sfm_jax.inference import make_apply, restore_image
+from sfm_jax.inference import (
+    activation_bytes_per_pixel,
+    auto_tile,
+    make_apply,
+    restore_image,
+    tile_count,
+)
 from sfm_jax.models import REGISTRY, ModelCard, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.weights import load_model
@@ -51,11 +60,10 @@ class Options:
   """How images are restored (the command's flags)."""
   sigma: float | None = None  # noise σ on the 0–255 scale for FFDNet / DCT denoiser; None: estimate
   color: str = "per_channel"  # gray model on colour images: "per_channel" or "luma"
-  tile: int = 512  # tile size in input pixels when tiling
+  tile: int = 0  # tile size in input pixels; 0: whole images, or tiles sized to the memory
   tile_overlap: int | None = None  # context pixels per tile; None: the model's receptive field
-  max_pixels: int = 4096 * 4096  # output pixels above which images are tiled (0: never)
-  force_tile: bool = False
   self_ensemble: bool = False
+  memory_budget: float | None = None  # bytes for one call; None: half the available memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +71,14 @@ class Restorer:
   """A loaded model and its card: apply(x (1, H, W, C), level (1,)) -> (1, s·H, s·W, C)."""
   card: ModelCard
   apply: object
+  model: object = None
+
+  @functools.cached_property
+  def bytes_per_pixel(self) -> float:
+    """The model's activation memory per input pixel (XLA's analysis, measured once)."""
+    return activation_bytes_per_pixel(self.model, self.card.channels,
+                                      self.card.role != "super_resolver",
+                                      self.card.size_multiple)
 
   @classmethod
   def load(cls, weights: str) -> Restorer:
@@ -74,8 +90,8 @@ class Restorer:
                       f"{', '.join(sorted(_restorable()))}.")
     apply = make_apply(model)
     if card.role == "super_resolver":  # no noise-level input
-      return cls(card, lambda x, level: apply(x))
-    return cls(card, apply)
+      return cls(card, lambda x, level: apply(x), model)
+    return cls(card, apply, model)
 
 
 def _restorable() -> list[str]:
@@ -90,7 +106,7 @@ def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[P
   if restorer.card.takes_noise_level and sigma is None:  # of what the model sees (luma: Y's)
     sigma = estimate_noise_sigma(np.concatenate(planes, axis=-1))
     note = f"σ estimated {sigma:.1f}"
-  tile = _tile_size(pixels.shape[:2], restorer.card.scale, options)
+  tile = _tile_size(pixels.shape[:2], restorer, options)
   outputs = [_run(restorer, plane, (sigma or 0.0) / 255.0, tile, options) for plane in planes]
   restored = np.clip(rebuild(outputs, restorer.card.scale), 0.0, 1.0)
   alpha = photo.alpha
@@ -122,20 +138,28 @@ def _model_planes(pixels: np.ndarray, channels: int, color: str):
   return [ycbcr[..., :1]], rebuild
 
 
-def _tile_size(shape: tuple[int, int], scale: int, options: Options) -> int:
-  """0 (whole image) or the tile size in input pixels."""
-  h, w = shape
-  large = options.max_pixels and h * w * scale * scale > options.max_pixels
-  return options.tile if (options.force_tile or large) and max(h, w) > options.tile else 0
+def _tile_size(shape: tuple[int, int], restorer: Restorer, options: Options) -> int:
+  """0 (whole image) or the tile size in input pixels: --tile, else what fits the memory."""
+  if options.tile:
+    return options.tile if max(shape) > options.tile else 0
+  return auto_tile(shape, restorer.bytes_per_pixel, _overlap(restorer.card, options),
+                   restorer.card.size_multiple, options.memory_budget)
+
+
+def _overlap(card: ModelCard, options: Options) -> int:
+  return card.receptive_field if options.tile_overlap is None else options.tile_overlap
 
 
 def _run(restorer: Restorer, plane: np.ndarray, level: float, tile: int,
          options: Options) -> np.ndarray:
-  """The model on one (H, W, C) plane -> (s·H, s·W, C) float32."""
+  """The model on one (H, W, C) plane -> (s·H, s·W, C) float32, with a progress bar over the
+  tiles when there are several."""
   card = restorer.card
-  overlap = card.receptive_field if options.tile_overlap is None else options.tile_overlap
-  return restore_image(restorer.apply, plane, level, multiple=card.size_multiple, tile=tile,
-                       tile_overlap=overlap, self_ensemble=options.self_ensemble)
+  tiles = tile_count(plane.shape[:2], tile, card.size_multiple) if tile else 1
+  with tqdm(total=tiles, desc="tiles", unit="tile", leave=False, disable=tiles == 1) as bar:
+    return restore_image(restorer.apply, plane, level, multiple=card.size_multiple, tile=tile,
+                         tile_overlap=_overlap(card, options),
+                         self_ensemble=options.self_ensemble, progress=bar.update)
 
 
 def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str
@@ -209,7 +233,7 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
 
 def _describe(source, target, photo: Photo, restorer: Restorer, options: Options) -> str:
   h, w = photo.pixels.shape[:2]
-  tile = _tile_size((h, w), restorer.card.scale, options)
+  tile = _tile_size((h, w), restorer, options)
   return (f"{source.name} ({w}×{h} {photo.mode} {photo.bit_depth}-bit) -> {target} "
           f"({w * restorer.card.scale}×{h * restorer.card.scale}, "
           + (f"tiles of {tile} px" if tile else "whole image") + ")")
@@ -230,12 +254,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--color", choices=["per_channel", "luma"], default="per_channel",
                       help="A gray model on colour images: each of R, G, B, or the luma only.")
   parser.add_argument("--format", choices=sorted(FORMATS), default="png")
-  parser.add_argument("--tile", type=int, default=0, help="Force tiling with this tile size "
-                      "(input pixels); default: tiles of 512 above --max_pixels.")
+  parser.add_argument("--tile", type=int, default=0, help="Tile size in input pixels (default: "
+                      "whole images where they fit the memory, else the largest tiles that do).")
   parser.add_argument("--tile_overlap", type=int, help="Context pixels per tile (default: the "
                       "model's receptive field, from its card: tiles then equal the whole image).")
-  parser.add_argument("--max_pixels", type=int, default=Options.max_pixels,
-                      help="Output pixels above which an image is tiled (0: never).")
   parser.add_argument("--self_ensemble", action="store_true", help="Mean of the ×8 flips and "
                       "rotations (8× slower).")
   parser.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
@@ -246,11 +268,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
   if args.sigma is not None and not 0 <= args.sigma <= 255:
     raise DataError(f"--sigma {args.sigma}: give the noise level on the 0–255 scale.")
-  if args.tile < 0 or (args.tile_overlap or 0) < 0 or args.max_pixels < 0:
-    raise DataError("--tile, --tile_overlap and --max_pixels must be >= 0.")
-  return Options(sigma=args.sigma, color=args.color, tile=args.tile or Options.tile,
-                 tile_overlap=args.tile_overlap, max_pixels=args.max_pixels,
-                 force_tile=args.tile > 0, self_ensemble=args.self_ensemble)
+  if args.tile < 0 or (args.tile_overlap or 0) < 0:
+    raise DataError("--tile and --tile_overlap must be >= 0.")
+  return Options(sigma=args.sigma, color=args.color, tile=args.tile,
+                 tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble)
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from test_train import TINY
 
 from sfm_jax import ops
 from sfm_jax.data.images import load_folder
@@ -17,8 +18,8 @@ from sfm_jax.data.photos import Photo, read_photo, write_photo
 from sfm_jax.errors import DataError
 from sfm_jax.eval_config import get_config
 from sfm_jax.evaluation import DenoiseEvaluator, SREvaluator, pictures
-from sfm_jax.inference import make_apply
-from sfm_jax.models import get_model, model_card
+from sfm_jax.inference import make_apply, restore_image
+from sfm_jax.models import REGISTRY, get_model, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.restore import Options, Restorer, main, restore_photo
 from sfm_jax.weights import save_weights
@@ -163,13 +164,13 @@ def tiny_dncnn(tmp_path):
 
 
 def test_tiled_restore_equals_whole_image(tiny_dncnn, rng):
-  """Above the pixel budget the image goes in tiles; with overlap ≥ the receptive-field radius
+  """Above the memory budget the image goes in tiles; with overlap ≥ the receptive-field radius
   (4 layers: 4 pixels) the result is the whole-image one."""
   restorer = Restorer.load(str(tiny_dncnn))
   photo = Photo(rng.uniform(size=(70, 90, 1)).astype(np.float32), None, 8)
   whole, note = restore_photo(restorer, photo, Options())
-  tiled, tiled_note = restore_photo(restorer, photo, Options(tile=32, tile_overlap=4,
-                                                             max_pixels=1000))
+  budget = 40 * 40 * restorer.bytes_per_pixel  # a 40×40 call: tiles of 40 − 2·4 = 32
+  tiled, tiled_note = restore_photo(restorer, photo, Options(memory_budget=budget))
   assert note == "" and tiled_note == "tiles of 32 px"
   np.testing.assert_allclose(tiled.pixels, whole.pixels, atol=1e-5)
 
@@ -183,7 +184,7 @@ def test_super_resolution_upscales_colour_and_alpha_tiled_or_whole(tmp_path, rng
   alpha = rng.uniform(size=(40, 72)).astype(np.float32)
   photo = Photo(rng.uniform(size=(40, 72, 3)).astype(np.float32), alpha, 16)
   whole, _ = restore_photo(restorer, photo, Options())
-  tiled, note = restore_photo(restorer, photo, Options(tile=24, force_tile=True))
+  tiled, note = restore_photo(restorer, photo, Options(tile=24))
   assert whole.pixels.shape == (80, 144, 3) and whole.bit_depth == 16 and note
   np.testing.assert_allclose(tiled.pixels, whole.pixels, atol=1e-5)
   expected_alpha = np.clip(np.asarray(ops.imresize(alpha[:, :, None], scale=2))[..., 0], 0, 1)
@@ -287,3 +288,25 @@ def test_sr_strips_show_bicubic_output_and_hr(tmp_path, tiny_folder):
   strips = sorted((tmp_path / "strips").glob("*.png"))
   assert len(strips) == pictures.STRIP_IMAGES
   assert np.asarray(Image.open(strips[0])).shape[:2] == (48 + 18, 3 * 48 + 2 * 4)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REGISTRY
+                                        if model_card(n, TINY.get(n, {})).restores_images))
+def test_every_restorable_model_tiles_to_its_whole_image_output(name, rng):
+  """With the card's receptive field as overlap, and tiles aligned to its size multiple, tiled
+  output equals whole-image output (models with global context: close, not equal)."""
+  kwargs = TINY.get(name, {})
+  model = get_model(name, **kwargs)
+  card = model_card(name, kwargs)
+  apply = make_apply(model)
+  if card.role == "super_resolver":
+    apply = (lambda f: lambda x, level: f(x))(apply)
+  image = rng.uniform(size=(75, 131, card.channels)).astype(np.float32)
+  level = 25 / 255
+  whole = restore_image(apply, image, level, multiple=card.size_multiple)
+  tiled = restore_image(apply, image, level, multiple=card.size_multiple, tile=24,
+                        tile_overlap=card.receptive_field)
+  if card.global_context:
+    assert np.mean(np.abs(tiled - whole)) < 0.05 * np.mean(np.abs(whole)) + 1e-3
+  else:
+    np.testing.assert_allclose(tiled, whole, atol=2e-5, err_msg=name)
