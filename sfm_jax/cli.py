@@ -7,6 +7,7 @@ import functools
 import os
 import pathlib
 import sys
+import traceback
 
 from absl import app, flags, logging
 
@@ -49,6 +50,34 @@ def _bad_flag(error: BaseException):
   sys.exit(2)
 
 
+def _config_paths(argv: list[str]) -> list[str]:
+  """The --config file paths in argv (without a `:override` suffix), made absolute."""
+  paths = []
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      paths.append(arg.split("=", 1)[1])
+    elif arg == "--config" and i + 1 < len(argv):
+      paths.append(argv[i + 1])
+  return [os.path.abspath(path.split(":")[0]) for path in paths]
+
+
+def _config_file_failed(error: BaseException) -> None:
+  """If `error` came from the --config file itself (a syntax error, or get_config raising),
+  one line naming the file and the line, and exit status 2; otherwise nothing."""
+  files = set(_config_paths(sys.argv))
+  if isinstance(error, SyntaxError) and error.filename and os.path.abspath(error.filename) in files:
+    print(f"error: --config {error.filename}, line {error.lineno}: {error.msg}: "
+          f"{(error.text or '').strip()!r}; fix the file and rerun.", file=sys.stderr)
+    sys.exit(2)
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if os.path.abspath(f.filename) in files]
+  if frames:
+    where = frames[-1]
+    print(f"error: --config {where.filename}, line {where.lineno} ({where.name}) raised "
+          f"{type(error).__name__}: {error}; fix the file and rerun.", file=sys.stderr)
+    sys.exit(2)
+
+
 def _verbose(argv: list[str]) -> bool:
   return any(arg.split("=")[0] in ("--verbosity", "-v") for arg in argv)
 
@@ -87,12 +116,7 @@ def find_user_modules(argv: list[str]) -> None:
   does for the script's), so that a config's `import my_models` and a weights file's
   registering module import from there, whether the program runs as a script or a console
   script."""
-  folders = [os.getcwd()]
-  for i, arg in enumerate(argv):
-    if arg.startswith("--config="):
-      folders.append(os.path.dirname(os.path.abspath(arg.split("=", 1)[1].split(":")[0])))
-    elif arg == "--config" and i + 1 < len(argv):
-      folders.append(os.path.dirname(os.path.abspath(argv[i + 1].split(":")[0])))
+  folders = [os.getcwd(), *(os.path.dirname(path) for path in _config_paths(argv))]
   for folder in folders:
     if folder not in sys.path:
       sys.path.append(folder)
@@ -118,7 +142,11 @@ def parse_flags(argv: list[str]) -> list[str]:
       _bad_flag(error)
     _unknown_flag(error)
   except (*_FLAG_ERRORS, flags.Error) as error:
+    _config_file_failed(error)
     _bad_flag(error)
+  except Exception as error:  # noqa: BLE001 - any error of the user's config file: one line
+    _config_file_failed(error)
+    raise
 
 
 def config_value(holder):
@@ -129,7 +157,11 @@ def config_value(holder):
     config.to_dict()  # forces a lazily loaded config file to load now
     return config
   except _FLAG_ERRORS as error:
+    _config_file_failed(error)
     _bad_flag(error)
+  except Exception as error:  # noqa: BLE001 - any error of the user's config file: one line
+    _config_file_failed(error)
+    raise
 
 
 def default_workdir(config_path: str) -> str:

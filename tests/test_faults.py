@@ -205,12 +205,20 @@ def run(script, *args):
     ("eval.py", ["--task", "sr", "--bicubic", "--output", "{file}"], "is a file, not a folder"),
     ("eval.py", ["--task", "sr", "--bicubic", "--config.eval.blur_sigmas=-5"],
      "eval.blur_sigmas holds [-5"),
+    ("train.py", ["--config", "{syntax}"], "syntax.py, line 2: '(' was never closed: 'c.seed = ('"),
+    ("eval.py", ["--config", "{raises}", "--task", "sr", "--bicubic"],
+     "raises.py, line 3 (get_config) raised KeyError: 'model'"),
 ])
 def test_the_command_line_reports_one_line_and_exit_status_2(script, args, message, tmp_path):
   file = tmp_path / "report.txt"
   file.write_text("mine")
+  (tmp_path / "syntax.py").write_text("def get_config():\n  c.seed = (\n")
+  (tmp_path / "raises.py").write_text("def get_config():\n  settings = {}\n"
+                                      "  return settings['model']\n")
+  args = [a.format(file=file, syntax=tmp_path / "syntax.py", raises=tmp_path / "raises.py")
+          for a in args]
   where = ["--workdir", str(tmp_path / "w")] if script == "train.py" else ["--dataset", "builtin"]
-  out = run(script, *[a.format(file=file) for a in args], *where)
+  out = run(script, *args, *where)
   errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
   assert out.returncode == 2 and len(errors) == 1 and message in errors[0], out.stderr[-2000:]
   assert "Traceback" not in out.stderr and file.read_text() == "mine"
