@@ -108,9 +108,12 @@ def test_rate_may_be_traced(rng):
     (np.zeros((2, 8, 8, 1), np.float32), dict(radius_perc=1.5), "radius_perc=1.5 is outside"),
     (np.zeros((2, 8, 8, 1), np.float32), dict(mode="wedge"), "unknown SFM mode"),
     (np.zeros((2, 8, 8, 1), np.float32), dict(unselected="drop"), "use 'keep'"),
-    (np.zeros((8, 8, 1), np.float32), {}, "expected rank >= 4"),
     (np.zeros((2, 2, 8, 8, 1), np.float32), {}, "expected a batch"),
     (np.zeros((2, 8, 8, 1), np.uint8), {}, "astype"),
+    (np.zeros((8, 8, 1), np.float32), {}, r"one \(H, W, C\) image.*batch axis.*images\[None\]"),
+    (np.zeros((2, 3, 32, 40), np.float32), {}, r"looks like \(B, C, H, W\).*transpose"),
+    (np.full((2, 8, 8, 1), 200.0, np.float32), {}, r"values up to 200.*images / 255"),
+    (np.zeros((2, 0, 8, 1), np.float32), {}, "an empty image"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_fix(images, kwargs, message):
   with pytest.raises(ValueError, match=message):
@@ -120,3 +123,10 @@ def test_bad_arguments_raise_value_error_naming_the_fix(images, kwargs, message)
 def test_apply_masks_rejects_masks_of_another_batch():
   with pytest.raises(ValueError, match="use the masks returned by apply_sfm"):
     ops.apply_masks(jnp.zeros((2, 8, 8, 1)), jnp.ones((3, 8, 8)))
+
+
+def test_a_non_finite_noise_level_is_refused(rng):
+  images = jnp.asarray(rng.random((2, 8, 8, 1), dtype=np.float32))
+  for sigma in (float("nan"), float("inf")):
+    with pytest.raises(ValueError, match="not a finite number"):
+      ops.add_awgn(jax.random.key(0), images, sigma)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
+import jax
 import jax.numpy as jnp
 
 
@@ -20,9 +22,33 @@ def check_float_images(images, name: str = "images", min_rank: int = 3):
   if not jnp.issubdtype(images.dtype, jnp.floating):
     raise ValueError(f"{name} has dtype {images.dtype}; ops expect floating images in [0, 1]. "
                      "Convert with images.astype(jnp.float32) / 255.")
+  if images.ndim == 3 and min_rank == 4:
+    raise ValueError(f"{name} has shape {tuple(images.shape)}, one (H, W, C) image; this op "
+                     "takes a batch (B, H, W, C): add the batch axis with images[None].")
   if images.ndim < min_rank:
     raise ValueError(f"{name} has shape {tuple(images.shape)}; expected rank >= {min_rank} with "
                      "layout (..., H, W, C). Add a channel axis with images[..., None].")
+  shape = tuple(images.shape)
+  if 0 in shape[-3:]:
+    raise ValueError(f"{name} has shape {shape}: an empty image (a zero-size axis); check the "
+                     "crop or the file it came from.")
+  if images.ndim == 4 and shape[1] in (1, 3, 4) and shape[-1] > 4:
+    raise ValueError(f"{name} has shape {shape}, which looks like (B, C, H, W) (PyTorch's "
+                     "layout); ops take (B, H, W, C): use images.transpose(0, 2, 3, 1).")
+
+
+def check_unit_range(images, name: str = "images"):
+  """For ops documented on [0, 1] images: a concrete array with values above 2 is most likely
+  on the 0–255 scale (tracers pass: the check costs nothing under jit)."""
+  if isinstance(images, jax.core.Tracer) or not images.size:
+    return
+  peak = jnp.max(images)
+  if isinstance(peak, jax.core.Tracer):  # a constant inside a trace: checked when it runs eager
+    return
+  peak = float(peak)
+  if peak > 2.0:
+    raise ValueError(f"{name} holds values up to {peak:g}; this op takes images in [0, 1] "
+                     "(8-bit images: images / 255).")
 
 
 def check_batch(images, name: str = "images"):
@@ -44,6 +70,9 @@ def check_unit_interval(value, name: str, *, low_open: bool = False):
 
 
 def check_nonnegative(value, name: str):
+  """A concrete number must be finite and >= 0; tracers pass."""
+  if is_concrete_number(value) and not math.isfinite(value):
+    raise ValueError(f"{name}={value} is not a finite number; pass a value >= 0.")
   if is_concrete_number(value) and value < 0:
     raise ValueError(f"{name}={value} is negative; pass a value >= 0.")
 

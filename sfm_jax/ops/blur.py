@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sfm_jax.ops._checks import check_batch, check_float_images, check_nonnegative
+from sfm_jax.ops._checks import check_batch, check_float_images, check_nonnegative, check_unit_range
 from sfm_jax.ops._sharding import per_batch_shard
 from sfm_jax.ops.resize import imresize
 
@@ -194,6 +194,7 @@ def blur_downsample(hr: jax.Array, kernel: jax.Array, scale: int,
   (every s-th pixel)."""
   if downsample not in DOWNSAMPLERS:
     raise ValueError(f"downsample={downsample!r}; choose one of {DOWNSAMPLERS}.")
+  check_unit_range(hr, "hr")
   blurred = blur(hr, kernel)
   if downsample == "decimate":
     return blurred[:, ::scale, ::scale]

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sfm_jax.ops._checks import check_float_images
+from sfm_jax.ops._checks import check_float_images, check_unit_range
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 # Rows: Y, Cb, Cr; columns: R, G, B; for 0–255 inputs divided by 255 (MATLAB's table).
@@ -30,6 +30,7 @@ def _check_rgb(images: jax.Array, name: str):
 def rgb_to_ycbcr(images: jax.Array) -> jax.Array:
   """(..., H, W, 3) RGB in [0, 1] -> YCbCr in [0, 1] (MATLAB `rgb2ycbcr` / 255)."""
   _check_rgb(images, "images")
+  check_unit_range(images)
   m = jnp.asarray(_RGB_TO_YCBCR, images.dtype)
   return jnp.einsum("...c,kc->...k", images, m, precision=_HIGHEST) + _OFFSET.astype(np.float32)
 

@@ -8,7 +8,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from sfm_jax.ops._checks import check_float_images, check_multiple_of, check_nonnegative
+from sfm_jax.ops._checks import (
+  check_float_images,
+  check_multiple_of,
+  check_nonnegative,
+  check_unit_range,
+)
 from sfm_jax.ops.blur import gaussian_filter
 from sfm_jax.ops.dct import block_dct2, block_idct2, dct2, idct2
 from sfm_jax.ops.masks import low_high_mask
@@ -47,6 +52,7 @@ def add_awgn(key: jax.Array, images: jax.Array, sigma, *, clip: bool = False):
   inputs are not clipped in the original.
   """
   check_float_images(images, min_rank=4)
+  check_unit_range(images)
   noise = gaussian_noise(key, images.shape, sigma).astype(images.dtype)
   noisy = images + noise
   return (jnp.clip(noisy, 0.0, 1.0) if clip else noisy), noise

@@ -8,7 +8,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from sfm_jax.ops._checks import check_batch, check_nonnegative, check_unit_interval
+from sfm_jax.ops._checks import (
+  check_batch,
+  check_nonnegative,
+  check_unit_interval,
+  check_unit_range,
+)
 from sfm_jax.ops._sharding import per_batch_shard
 from sfm_jax.ops.dct import filter_dct, synthesize_dct
 from sfm_jax.ops.masks import mode_name, sample_masks
@@ -135,6 +140,7 @@ def apply_sfm(key: jax.Array, images: jax.Array, *, rate: float = 0.5,
     original's SFM_noise=1 batch in both settings.
   """
   check_batch(images)
+  check_unit_range(images)
   check_unit_interval(rate, "rate")
   check_unit_interval(radius_perc, "radius_perc")
   check_nonnegative(sigma_perc, "sigma_perc")
