@@ -325,3 +325,18 @@ def test_bad_config_flags_give_one_clear_line(args, message, tmp_path):
   error_lines = [l for l in out.stderr.splitlines() if l.startswith("error:")]
   assert len(error_lines) == 1 and message in error_lines[0], out.stderr[-2000:]
   assert "Traceback" not in out.stderr
+
+
+def test_the_run_explains_itself(tiny_folder, tmp_path, capsys):
+  """The first log line gives its time, not a rate that counts the compilation; the last
+  lines say where the weights are and the commands to use them."""
+  config = shrink(load_config("quickstart"), tiny_folder, steps=3)
+  train_and_evaluate(config, str(tmp_path / "w"))
+  lines = capsys.readouterr().out.splitlines()
+  steps = [line for line in lines if line.startswith("step ")]
+  assert "with compilation" in steps[0] and "steps/s" not in steps[0]
+  assert "steps/s" in steps[1] and "ETA" in steps[1]
+  weights = tmp_path / "w" / "weights.msgpack"
+  assert lines[-3] == f"Weights: {weights}" and weights.is_file()
+  assert f"python eval.py --weights {weights}" in lines[-2]
+  assert f"sfm-restore --weights {weights}" in lines[-1]

@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 from sfm_jax.checks import check_training_config, check_writable_folder
 from sfm_jax.errors import ConfigError, TrainingError
 from sfm_jax.inference import jit_apply
-from sfm_jax.models import check_model_arguments, count_params
+from sfm_jax.models import check_model_arguments, count_params, model_card
 from sfm_jax.results import ValidationResult
 from sfm_jax.train.checkpoints import Checkpoints, check_run_record, write_run_record
 from sfm_jax.train.preemption import Interrupted, StopRequests
@@ -118,10 +118,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                              every_steps=config.train.log_every)
   say(f"Training {config.model.name} ({count_params(model):,} parameters) on {data.describe()} "
       f"({steps_per_epoch} steps/epoch), {total_steps:,} steps, batch {batch_size} over "
-      f"{jax.device_count()} device(s).")
+      f"{jax.device_count()} device(s). The loss printed is the {config.task.kind} task's "
+      f"training objective on each step's batch; validation every {config.train.eval_every} "
+      "steps and at the end.")
   batch_sharding = NamedSharding(mesh, P("data"))
   iterator = data.batches_on_devices(start_step, batch_sharding)
-  started, last_saved, losses = time.time(), start_step, []
+  pace, last_saved, losses = _Pace(start_step, total_steps), start_step, []
   first_nonfinite = jnp.int32(-1)
   stops = StopRequests().__enter__()  # SIGTERM / Ctrl-C: save, then stop (preemption.py)
   try:
@@ -141,9 +143,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         scalars = {k: float(v) for k, v in metrics.items()}
         writer.write_scalars(done, {**scalars, "learning_rate": float(schedule(step))})
         extra = "".join(f"  {k} {v:.4g}" for k, v in scalars.items() if k != "loss")
-        rate = (done - start_step) / (time.time() - started)
-        say(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {rate:.1f} steps/s  "
-            f"ETA {_format_eta((total_steps - done) / rate)}")
+        say(f"step {done}/{total_steps}  loss {loss:.4f}{extra}  {pace.after(done)}")
       if evaluate:
         result = validate(state, done)
         if result is not None:
@@ -181,8 +181,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         "anyway, rerun with --config.train.require_improvement=False.")
   _save_networks(workdir, config, defs, state, ema_decay)
   say(final.final_line(len(data.val_images)))
+  weights = workdir / "weights.msgpack"
+  say(f"Weights: {weights}\nNext: python eval.py --weights {weights} --dataset FOLDER   "
+      f"(scores it on your test images)" + (
+          f"\n      sfm-restore --weights {weights} --input PHOTOS --output RESTORED   "
+          "(restores your own images)"
+          if model_card(config.model.name, config.model.kwargs.to_dict()).restores_images
+          else ""))
   return {"step": total_steps, "losses": losses, **final.metrics, **final.extras,
           "setting": final.setting, "summary": final.summary}
+
+
+class _Pace:
+  """Steps per second and ETA between log lines; the first line reports the time of its steps
+  instead (they include compilation, so a rate would mislead)."""
+
+  def __init__(self, start_step: int, total_steps: int):
+    self.total, self.start = total_steps, start_step
+    self.last = (start_step, time.time())
+
+  def after(self, done: int) -> str:
+    now, (before, then) = time.time(), self.last
+    first = before == self.start
+    self.last = (done, now)
+    if first:
+      return f"{now - then:.1f} s (with compilation)"
+    rate = (done - before) / max(now - then, 1e-9)
+    return f"{rate:.2f} steps/s  ETA {_format_eta((self.total - done) / rate)}"
 
 
 def say(line: str) -> None:
