@@ -189,6 +189,22 @@ def cache_dir() -> pathlib.Path:
   return pathlib.Path(base).expanduser() / "sfm-jax"
 
 
+def check_cache_dir() -> None:
+  """DataError naming the fix when the cache folder cannot be created or written."""
+  folder = cache_dir()
+  where = ("SFM_JAX_CACHE=" if os.environ.get("SFM_JAX_CACHE") else "the cache folder ") + str(
+      folder)
+  if folder.exists() and not folder.is_dir():
+    raise DataError(f"{where} is a file, not a folder; point SFM_JAX_CACHE at a folder.")
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+  except OSError as error:
+    raise DataError(f"cannot create {where} ({error.strerror}); point SFM_JAX_CACHE at a "
+                    "folder you can write.") from None
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise DataError(f"{where} is not writable; point SFM_JAX_CACHE at a folder you can write.")
+
+
 def is_pretrained_name(weights: str) -> bool:
   return str(weights).startswith(PREFIXES)
 
@@ -222,6 +238,7 @@ def fetch(name: str, *, from_file: str | None = None, progress: bool = True) -> 
   target = weights_path(name)
   if target.is_file():
     return target
+  check_cache_dir()
   checkpoint = target.with_suffix(".pth")
   if not checkpoint.is_file():
     obtain(item, checkpoint, from_file, progress)

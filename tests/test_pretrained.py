@@ -232,3 +232,13 @@ def test_restore_colour_photos_with_ipol_ffdnet(shared_weights, shared_data, tmp
   noisy_psnr = 10 * np.log10(1 / np.mean((np.round(noisy * 255) / 255 - clean) ** 2))
   assert given > noisy_psnr + 6 and abs(estimated - given) < 0.5, (noisy_psnr, given, estimated)
   assert given > per_channel + 0.5, (given, per_channel)
+
+
+def test_a_cache_that_is_a_file_is_named_not_blamed_on_the_network(tmp_path, monkeypatch):
+  (tmp_path / "cache").write_text("a file")
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache"))
+  with pytest.raises(DataError, match="SFM_JAX_CACHE=.* is a file, not a folder"):
+    pretrained.fetch("sfm:dncnn_b", progress=False)
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache" / "below"))
+  with pytest.raises(DataError, match="cannot create SFM_JAX_CACHE=.*point SFM_JAX_CACHE"):
+    pretrained.fetch("sfm:dncnn_b", progress=False)
