@@ -10,9 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from flax import nnx
-from torch_nets import N3NetRef
 
 from sfm_jax.models import count_params, get_model, model_card
 from sfm_jax.models.n3net import continuous_knn, extract_patches, fold_patches, patch_grid
@@ -157,8 +155,10 @@ def test_at_temperature_zero_the_block_returns_the_nearest_patches():
   np.testing.assert_allclose(out[0], expected, atol=2e-5)
 
 
-def to_torch(model):
+def to_torch(model, torch):
   """The PyTorch reference (float64) with `model`'s weights and BatchNorm statistics."""
+  from torch_nets import N3NetRef
+
   state = {}
   names = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean",
            "var": "running_var"}
@@ -176,6 +176,7 @@ def to_torch(model):
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_parity_with_the_pytorch_reference(mode):
+  torch = pytest.importorskip("torch")
   model = get_model("n3net", **SMALL)
   for block in model.blocks:
     block.query_block = 4  # 15 × 18 patch grids in overlapping 4 × 4 query blocks
@@ -184,7 +185,7 @@ def test_parity_with_the_pytorch_reference(mode):
     shape = value[...].shape
     value[...] = jnp.asarray(rng.normal(size=shape) * 0.1 if path[-1] == "mean"
                              else rng.uniform(0.5, 2.0, size=shape), jnp.float32)
-  reference = to_torch(model)
+  reference = to_torch(model, torch)
   getattr(model, mode)()
   getattr(reference, mode)()
   x = rng.uniform(size=(2, 31, 37, 1)).astype(np.float32)
