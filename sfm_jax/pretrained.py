@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tarfile
@@ -412,7 +413,8 @@ def main(argv=None) -> int:
 
 
 def run():
-  """The `sfm-pretrained` console script."""
+  """The `sfm-pretrained` console script (quiet when its output is piped into `head`)."""
+  signal.signal(signal.SIGPIPE, signal.SIG_DFL)
   sys.exit(main())
 
 
