@@ -47,7 +47,7 @@ from tqdm import tqdm
 from sfm_jax.convert import convert_checkpoint
 from sfm_jax.errors import DataError
 from sfm_jax.models import model_card
-from sfm_jax.weights import save_weights
+from sfm_jax.weights import read_stored, save_weights
 
 PREFIXES = ("sfm:", "ipol:")
 _SFM_COMMIT = "fc1d89b736a734c2d8e6c14bb4016dc9ad14e092"
@@ -225,6 +225,18 @@ def entry(name: str) -> Pretrained:
   return REGISTRY[name]
 
 
+def is_cached(name: str) -> bool:
+  """Whether the cache holds a readable conversion of `name` (a damaged one does not count)."""
+  path = weights_path(name)
+  if not path.is_file():
+    return False
+  try:
+    read_stored(path)
+    return True
+  except Exception:  # noqa: BLE001 - any unreadable file: not a cache entry
+    return False
+
+
 def weights_path(name: str) -> pathlib.Path:
   """Where the converted weights of `name` are cached (its hash in the file name)."""
   stem = name.split(":", 1)[1] if name.startswith("sfm:") else name.replace(":", "_")
@@ -237,9 +249,10 @@ def fetch(name: str, *, from_file: str | None = None, progress: bool = True) -> 
   converted into it."""
   item = entry(name)
   target = weights_path(name)
-  if target.is_file():
+  if is_cached(name):
     return target
   check_cache_dir()
+  target.unlink(missing_ok=True)  # a damaged conversion: made again below
   checkpoint = target.with_suffix(".pth")
   if not checkpoint.is_file():
     obtain(item, checkpoint, from_file, progress)
@@ -377,7 +390,8 @@ def describe() -> str:
   lines = []
   for name, item in REGISTRY.items():
     card = model_card(item.arch, item.kwargs)
-    cached = "cached" if weights_path(name).is_file() else "not cached"
+    cached = ("cached" if is_cached(name) else
+              "damaged: fetched again on use" if weights_path(name).is_file() else "not cached")
     colour = "colour" if card.channels == 3 else "gray"
     lines += [f"{name}  {item.description}  [{cached}]",
               f"    {card.role} {item.arch}, {colour} ({card.channels} channel"

@@ -242,3 +242,12 @@ def test_a_cache_that_is_a_file_is_named_not_blamed_on_the_network(tmp_path, mon
   monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache" / "below"))
   with pytest.raises(DataError, match="cannot create SFM_JAX_CACHE=.*point SFM_JAX_CACHE"):
     pretrained.fetch("sfm:dncnn_b", progress=False)
+
+
+def test_a_damaged_cache_entry_is_not_called_cached_and_is_made_again(ffdnet_gray, tmp_path):
+  path = pretrained.fetch("ipol:ffdnet_gray", from_file=str(ffdnet_gray), progress=False)
+  good = path.read_bytes()
+  path.write_bytes(good[:1000])  # cut short (a full disk, a killed copy)
+  assert "damaged: fetched again on use" in pretrained.describe().split("ipol:ffdnet_gray")[1]
+  again = pretrained.fetch("ipol:ffdnet_gray", progress=False)  # from the cached .pth
+  assert again == path and load_weights(again)[1] == "ffdnet"
