@@ -19,6 +19,8 @@ from flax import nnx, serialization
 
 from sfm_jax.models import PLAIN, Compute, ModelCard, get_model, model_card
 
+FORMAT = "sfm-jax-weights/1"
+
 
 def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs: dict,
                  metadata: dict | None = None):
@@ -27,7 +29,7 @@ def save_weights(path: str | pathlib.Path, model: nnx.Module, name: str, kwargs:
   `eval.py --weights` reads its evaluation settings from there."""
   state = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
   card = model_card(name, dict(kwargs))
-  payload = {"format": "sfm-jax-weights/1",
+  payload = {"format": FORMAT,
              "model": {"name": name, "kwargs": dict(kwargs), "card": card.to_dict()},
              "metadata": _plain(metadata or {}), "state": state}
   path = pathlib.Path(path)
@@ -102,14 +104,19 @@ def _read(path: str | pathlib.Path) -> dict:
   if not path.is_file():
     raise FileNotFoundError(f"weights file {path} not found; pass a file written by train.py "
                             "(WORKDIR/weights.msgpack) or by python -m sfm_jax.convert.")
+  data = path.read_bytes()
   try:
-    payload = serialization.msgpack_restore(path.read_bytes())
+    payload = serialization.msgpack_restore(data)
   except Exception:
     payload = None
-  if not (isinstance(payload, dict) and {"model", "state"} <= set(payload)):
-    raise ValueError(f"{path} is not an sfm-jax weights file (msgpack); convert PyTorch .pth "
-                     "files with python -m sfm_jax.convert first.")
-  return payload
+  if isinstance(payload, dict) and {"model", "state"} <= set(payload):
+    return payload
+  if FORMAT.encode() in data[:200]:  # our header, then the file ends or breaks
+    raise ValueError(f"{path} is an sfm-jax weights file cut short or damaged "
+                     f"({len(data):,} bytes): copy it again, or write it again (train.py, "
+                     "sfm-convert, sfm-pretrained --fetch).")
+  raise ValueError(f"{path} is not an sfm-jax weights file (msgpack); convert PyTorch .pth "
+                   "files with python -m sfm_jax.convert first.")
 
 
 def load_state_into(model: nnx.Module, pure_state: dict, origin: str):

@@ -259,11 +259,10 @@ def test_the_converter_reports_a_missing_random_or_cut_short_file(content, messa
     path.write_bytes(path.read_bytes()[:300])
   elif content is not None:
     path.write_bytes(content)
-  (tmp_path / "out.msgpack").write_bytes(b"mine")
   assert main([str(path), "--arch", "dncnn", "--out", str(tmp_path / "out.msgpack")]) == 2
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
-  assert (tmp_path / "out.msgpack").read_bytes() == b"mine"
+  assert not (tmp_path / "out.msgpack").exists()  # a failed conversion writes nothing
 
 
 def test_a_file_that_is_not_a_weights_file_is_named(tmp_path):
@@ -272,6 +271,18 @@ def test_a_file_that_is_not_a_weights_file_is_named(tmp_path):
   (tmp_path / "notes.msgpack").write_bytes(b"x")  # valid msgpack (the integer 120)
   with pytest.raises(ValueError, match="is not an sfm-jax weights file"):
     load_weights(tmp_path / "notes.msgpack")
+
+
+def test_a_weights_file_cut_short_is_called_damaged_not_foreign(tmp_path):
+  from sfm_jax.models import get_model
+  from sfm_jax.weights import load_weights, save_weights
+
+  kwargs = {"num_layers": 3, "features": 4}
+  save_weights(tmp_path / "w.msgpack", get_model("dncnn", **kwargs), "dncnn", kwargs)
+  data = (tmp_path / "w.msgpack").read_bytes()
+  (tmp_path / "w.msgpack").write_bytes(data[:len(data) // 2])
+  with pytest.raises(ValueError, match="cut short or damaged.*copy it again"):
+    load_weights(tmp_path / "w.msgpack")
 
 
 # --- nothing of the user's is lost ----------------------------------------------------------
