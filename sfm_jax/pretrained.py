@@ -44,6 +44,7 @@ import zipfile
 
 from tqdm import tqdm
 
+from sfm_jax.checks import check_writable_folder
 from sfm_jax.convert import convert_checkpoint
 from sfm_jax.errors import DataError
 from sfm_jax.models import model_card
@@ -191,19 +192,9 @@ def cache_dir() -> pathlib.Path:
 
 
 def check_cache_dir() -> None:
-  """DataError naming the fix when the cache folder cannot be created or written."""
-  folder = cache_dir()
-  where = ("SFM_JAX_CACHE=" if os.environ.get("SFM_JAX_CACHE") else "the cache folder ") + str(
-      folder)
-  if folder.exists() and not folder.is_dir():
-    raise DataError(f"{where} is a file, not a folder; point SFM_JAX_CACHE at a folder.")
-  try:
-    folder.mkdir(parents=True, exist_ok=True)
-  except OSError as error:
-    raise DataError(f"cannot create {where} ({error.strerror}); point SFM_JAX_CACHE at a "
-                    "folder you can write.") from None
-  if not os.access(folder, os.W_OK | os.X_OK):
-    raise DataError(f"{where} is not writable; point SFM_JAX_CACHE at a folder you can write.")
+  """ConfigError naming the fix when the cache folder cannot be created or written."""
+  what = "SFM_JAX_CACHE=" if os.environ.get("SFM_JAX_CACHE") else "the cache folder"
+  check_writable_folder(cache_dir(), what)
 
 
 def is_pretrained_name(weights: str) -> bool:
