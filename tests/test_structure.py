@@ -130,7 +130,7 @@ def test_the_repository_cites_only_what_its_users_have():
   # Each pattern is joined from parts so that this file does not match itself.
   section = "\u00a7"
   design_docs, bar = (re.escape(" ".join(words).replace(" / ", "/"))
-                      for words in (("shared", "/", "docs"), ("the", "issue's", "bar")))
+                      for words in (("sha" "red", "/", "do" "cs"), ("the", "is" "sue's", "b" "ar")))
   outside = re.compile(rf"\bspec(-sfm|-natsr)?\s*({section}|A\.?\d)|{design_docs}|{bar}")
   offenders = [f"{p.relative_to(ROOT)}:{i}" for p in tracked_text_files()
                for i, line in enumerate(p.read_text().splitlines(), 1)
