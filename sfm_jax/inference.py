@@ -50,6 +50,10 @@ def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int,
   return x, (h, w)
 
 
+def _round_up(value: int, multiple: int) -> int:
+  return -(-value // multiple) * multiple
+
+
 def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
               progress: Callable[[int], None] | None = None) -> np.ndarray:
   """Applies fn to x (1, H, W, C) tile by tile: each tile×tile core is processed with `overlap`
@@ -59,7 +63,7 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
   pooling or pixel-unshuffle cells), as the whole image does. fn maps (1, h, w, C) to
   (1, s·h, s·w, C'): s = 1 for denoisers, the scale for SR. `progress(n)` is told of each
   finished tile."""
-  tile, overlap = (-(-v // multiple) * multiple for v in (tile, overlap))
+  tile, overlap = _round_up(tile, multiple), _round_up(overlap, multiple)
   _, h, w, _ = x.shape
   out = None
   for top in range(0, h, tile):
@@ -81,7 +85,7 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
 
 def tile_count(shape: tuple[int, int], tile: int, multiple: int = 1) -> int:
   """How many tiles run_tiled cuts an (H, W) image into."""
-  tile = -(-tile // multiple) * multiple
+  tile = _round_up(tile, multiple)
   return -(-shape[0] // tile) * -(-shape[1] // tile)
 
 
@@ -95,7 +99,7 @@ def activation_bytes_per_pixel(model: nnx.Module, channels: int, takes_level: bo
                                multiple: int = 1) -> float:
   """The temporary memory of one forward pass per input pixel, from XLA's memory analysis of
   a 64×64 compile (activations grow linearly with the pixels)."""
-  side = -(-64 // multiple) * multiple
+  side = _round_up(64, multiple)
   graphdef, state = nnx.split(model)
   inputs = [jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)]
   if takes_level:

@@ -110,8 +110,12 @@ def _bsd_n2n(run: str, dct_dor: str, sha256: str, description: str) -> Pretraine
                    _N2N_BSD_PROTOCOL)
 
 
-def _fmd_unet(method: str, run: str, epochs: int, lr: str, sfm: bool, sha256: str
-              ) -> Pretrained:
+# The release's microscopy runs: method -> (run folder, epochs, learning rate as in its name).
+_FMD_RUNS = {"n2n": ("Oct_17", 400, "0.0001"), "n2s": ("Oct_18", 100, "1e-05")}
+
+
+def _fmd_unet(method: str, sfm: bool, sha256: str) -> Pretrained:
+  run, epochs, lr = _FMD_RUNS[method]
   variant = "SFM (rate 0.5)" if sfm else "regular training"
   item = _sfm_unet(f"{method}/{run}", f"four_crop_epochs{epochs}_bs4_lr{lr}SFM"
                    + ("0.5" if sfm else "0"), epochs, sha256,
@@ -164,17 +168,13 @@ REGISTRY: dict[str, Pretrained] = {
     "sfm:n2n_unet_lfm": _bsd_n2n(
         "Nov_05", "0.5", "baaa9c9b7b63b95773d67de72da80bc9b05c124f09ce9c67c780d52b28197fb5",
         "Noise2Noise U-Net trained with the release's LFM variant (radius 0.15)"),
-    "sfm:n2n_fmd": _fmd_unet(
-        "n2n", "Oct_17", 400, "0.0001", False,
+    "sfm:n2n_fmd": _fmd_unet("n2n", False,
         "c43ea4a25339f9feeb6b580e75cbea3bd80c151dab76e093994fbad1309143b4"),
-    "sfm:n2n_fmd_sfm": _fmd_unet(
-        "n2n", "Oct_17", 400, "0.0001", True,
+    "sfm:n2n_fmd_sfm": _fmd_unet("n2n", True,
         "7da684d3c03a965e9c8680ca7ce5ea2201704579d77541795462656d39d53762"),
-    "sfm:n2s_fmd": _fmd_unet(
-        "n2s", "Oct_18", 100, "1e-05", False,
+    "sfm:n2s_fmd": _fmd_unet("n2s", False,
         "01e154af77c9dfce6e5addab58f3dc5f4151a793499cec6a0e5d52c437bf7212"),
-    "sfm:n2s_fmd_sfm": _fmd_unet(
-        "n2s", "Oct_18", 100, "1e-05", True,
+    "sfm:n2s_fmd_sfm": _fmd_unet("n2s", True,
         "b6cdd2c7df27ef01d2c909d3b1b0d65edfb9d9e63b6c3018ad0ee6761d51791a"),
     "ipol:ffdnet_gray": _ipol_ffdnet(
         False, "968ef3221fc5fd68f1d61a7df35af4526298ffe10b0adbcaa66cd369a8301106"),
