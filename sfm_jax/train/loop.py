@@ -125,7 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   iterator = data.batches_on_devices(start_step, batch_sharding)
   pace, last_saved, losses = _Pace(start_step, total_steps), start_step, []
   first_nonfinite = jnp.int32(-1)
-  stops = StopRequests().__enter__()  # SIGTERM / Ctrl-C: save, then stop (preemption.py)
+  stops = StopRequests().install()  # SIGTERM / Ctrl-C: save, then stop (preemption.py)
   try:
     for step in range(start_step, total_steps):
       state, metrics = step_fn(state, next(iterator), jnp.int32(step), frozen)
@@ -164,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     message = f"stopped at once; {resume} (in {workdir})."
     raise Interrupted(signal.SIGINT, last_saved, message) from None
   finally:
-    stops.__exit__()
+    stops.uninstall()
     iterator.close()
     data.close()
     checkpoints.close()

@@ -39,15 +39,24 @@ class StopRequests:
     self.signum: int | None = None
     self._previous: dict[int, object] = {}
 
-  def __enter__(self) -> StopRequests:
+  def install(self) -> StopRequests:
+    """Catches SIGTERM and SIGINT from now on (main thread only)."""
     if threading.current_thread() is threading.main_thread():
       for signum in EXIT_STATUS:
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
-  def __exit__(self, *exc) -> None:
+  def uninstall(self) -> None:
+    """Gives the signals back to their previous handlers."""
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
+    self._previous.clear()
+
+  def __enter__(self) -> StopRequests:
+    return self.install()
+
+  def __exit__(self, *exc) -> None:
+    self.uninstall()
 
   def _handle(self, signum, frame) -> None:
     if self.signum == signal.SIGINT and signum == signal.SIGINT:
