@@ -39,7 +39,7 @@ def make_upscaler(model: nnx.Module, *, tile: int = 0, tile_overlap: int = 16,
   dihedral outputs.
   """
   fn = _ensembled(make_apply(model), self_ensemble)
-  return lambda lr: _whole_or_tiled(fn, lr, tile, tile_overlap)
+  return lambda lr: _whole_or_tiled(fn, np.asarray(lr)[None], tile, tile_overlap)[0]
 
 
 def _pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
@@ -56,15 +56,15 @@ def _round_up(value: int, multiple: int) -> int:
 
 def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
               progress: Callable[[int], None] | None = None) -> np.ndarray:
-  """Applies fn to x (1, H, W, C) tile by tile: each tile×tile core is processed with `overlap`
+  """Applies fn to x (N, H, W, C) tile by tile: each tile×tile core is processed with `overlap`
   pixels of context on every side (fewer at the image border) and only the core is kept, so the
   result equals whole-image inference when overlap ≥ the model's receptive-field radius. Tile
   and overlap are rounded up to `multiple` so that every tile starts on the model's grid (its
-  pooling or pixel-unshuffle cells), as the whole image does. fn maps (1, h, w, C) to
-  (1, s·h, s·w, C'): s = 1 for denoisers, the scale for SR. `progress(n)` is told of each
+  pooling or pixel-unshuffle cells), as the whole image does. fn maps (N, h, w, C) to
+  (N, s·h, s·w, C'): s = 1 for denoisers, the scale for SR. `progress(n)` is told of each
   finished tile."""
   tile, overlap = _round_up(tile, multiple), _round_up(overlap, multiple)
-  _, h, w, _ = x.shape
+  n, h, w, _ = x.shape
   out = None
   for top in range(0, h, tile):
     for left in range(0, w, tile):
@@ -73,7 +73,7 @@ def run_tiled(fn, x: np.ndarray, tile: int, overlap: int, multiple: int = 1,
       result = np.asarray(fn(jnp.asarray(x[:, y0:y1, x0:x1])))
       scale = result.shape[1] // (y1 - y0)
       if out is None:
-        out = np.empty((1, h * scale, w * scale, result.shape[-1]), np.float32)
+        out = np.empty((n, h * scale, w * scale, result.shape[-1]), np.float32)
       dy, dx = (top - y0) * scale, (left - x0) * scale
       core = result[:, dy:dy + tile * scale, dx:dx + tile * scale]
       out[:, top * scale:top * scale + core.shape[1],
@@ -152,32 +152,37 @@ def auto_tile(shape: tuple[int, int], bytes_per_pixel: float, overlap: int,
   return side
 
 
-def restore_image(apply, image: np.ndarray, noise_level: float, *, multiple: int = 1,
+def restore_image(apply, image: np.ndarray, noise_level: float, **options) -> np.ndarray:
+  """`restore_batch` on one (H, W, C) image in [0, 1] -> (s·H, s·W, C) float32."""
+  return restore_batch(apply, np.asarray(image)[None], noise_level, **options)[0]
+
+
+def restore_batch(apply, images: np.ndarray, noise_level: float, *, multiple: int = 1,
                   tile: int = 0, tile_overlap: int = 32, self_ensemble: bool = False,
                   progress: Callable[[int], None] | None = None) -> np.ndarray:
-  """Runs a restoration model `apply(x (1, h, w, C), level (1,)) -> (1, s·h, s·w, C)` (a
-  denoiser, s = 1, or a super-resolver, which ignores the level) on one (H, W, C) image in
-  [0, 1], whole or in tiles of `tile` (0: whole) aligned to `multiple`; returns (s·H, s·W, C)
-  float32 (not clipped)."""
-  level = jnp.full((1,), noise_level, jnp.float32)
+  """Runs a restoration model `apply(x (N, h, w, C), level (N,)) -> (N, s·h, s·w, C)` (a
+  denoiser, s = 1, or a super-resolver, which ignores the level) on (N, H, W, C) images in
+  [0, 1], in one call or in tiles of `tile` (0: whole) aligned to `multiple`, each tile of all
+  N images at once; returns (N, s·H, s·W, C) float32 (not clipped)."""
+  level = jnp.full((images.shape[0],), noise_level, jnp.float32)
 
-  def single(x):  # (1, h, w, C) device array -> (1, s·h, s·w, C)
+  def single(x):  # (N, h, w, C) device array -> (N, s·h, s·w, C)
     padded, (h, w) = _pad_to_multiple(x, multiple)
     out = apply(padded, level)
     scale = out.shape[1] // padded.shape[1]
     return out[:, :h * scale, :w * scale]
 
-  return _whole_or_tiled(_ensembled(single, self_ensemble), image, tile, tile_overlap, multiple,
+  return _whole_or_tiled(_ensembled(single, self_ensemble), images, tile, tile_overlap, multiple,
                          progress)
 
 
-def _whole_or_tiled(fn, image: np.ndarray, tile: int, overlap: int, multiple: int = 1,
+def _whole_or_tiled(fn, images: np.ndarray, tile: int, overlap: int, multiple: int = 1,
                     progress: Callable[[int], None] | None = None) -> np.ndarray:
-  """fn on one (H, W, C) image, tile by tile when it is larger than `tile` (0: never)."""
-  x = np.asarray(image, np.float32)[None]
+  """fn on (N, H, W, C) images, tile by tile when they are larger than `tile` (0: never)."""
+  x = np.asarray(images, np.float32)
   if tile and max(x.shape[1:3]) > tile:
-    return run_tiled(fn, x, tile, overlap, multiple, progress)[0]
-  return np.asarray(fn(jnp.asarray(x)))[0]
+    return run_tiled(fn, x, tile, overlap, multiple, progress)
+  return np.asarray(fn(jnp.asarray(x)))
 
 
 def _ensembled(fn, self_ensemble: bool):

@@ -8,13 +8,15 @@
 (python -m sfm_jax.pretrained --list). Denoisers: blind ones (DnCNN-B, MemNet, RIDNet, U-Net)
 need nothing; FFDNet and the DCT denoiser take --sigma, or estimate it from each image (Liu,
 Tanaka, Okutomi 2013: weak-texture patches; sfm_jax.noise_estimation). Super-resolvers: the
-scale comes from the weights file. A gray model on a colour image is applied to each of R, G, B
-(--color per_channel, the default) or to the luma Y alone, Cb and Cr kept (--color luma; for SR
+scale comes from the weights file. A gray model on a colour image is applied to R, G, B as one
+batch (--color per_channel, the default) or to the luma Y alone, Cb and Cr kept (--color luma; for SR
 they are upscaled bicubic); a colour model on a gray image sees it as R = G = B.
 
-Outputs keep the input's size (times the scale), gray/colour mode, alpha channel (passed through;
-for SR upscaled bicubic) and bit depth (8 or 16), are stood upright by the EXIF orientation, and
-are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
+Images are read as training and evaluation read them (sfm_jax.data.photos: every PIL mode;
+multi-page files are refused by name; --max_image_pixels raises PIL's ~179 MP limit). Outputs
+keep the input's size (times the scale), gray/colour mode, alpha channel (passed through; for SR
+upscaled bicubic), bit depth (8 or 16) and ICC profile, are stood upright by the EXIF
+orientation, and are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
 output is kept unless --overwrite. An image whose activations do not fit half the available
 memory (the model's bytes per pixel, from XLA's memory analysis) is processed in the largest
 tiles that do (--tile N forces tiles of N input pixels), each with the model's receptive field
@@ -45,7 +47,7 @@ from sfm_jax.inference import (
     activation_bytes_per_pixel,
     auto_tile,
     make_apply,
-    restore_image,
+    restore_batch,
     tile_count,
 )
 from sfm_jax.models import REGISTRY, ModelCard, model_card
@@ -64,6 +66,7 @@ class Options:
   tile_overlap: int | None = None  # context pixels per tile; None: the model's receptive field
   self_ensemble: bool = False
   memory_budget: float | None = None  # bytes for one call; None: half the available memory
+  max_image_pixels: int | None = None  # decompression-bomb limit; None: PIL's (~179 MP); 0: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,35 +102,39 @@ def _restorable() -> list[str]:
 
 
 def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[Photo, str]:
-  """The restored photo (same mode and bit depth, s× the size) and a note (the σ used)."""
+  """The restored photo (same mode, bit depth and ICC profile, s× the size) and a note (the σ
+  used, the tiles)."""
   pixels, note = photo.pixels, ""
-  planes, rebuild = _model_planes(pixels, restorer.card.channels, options.color)
+  batch, rebuild = _model_inputs(pixels, restorer.card.channels, options.color)
   sigma = options.sigma
   if restorer.card.takes_noise_level and sigma is None:  # of what the model sees (luma: Y's)
-    sigma = estimate_noise_sigma(np.concatenate(planes, axis=-1))
+    sigma = estimate_noise_sigma(np.concatenate(list(batch), axis=-1))
     note = f"σ estimated {sigma:.1f}"
-  tile = _tile_size(pixels.shape[:2], restorer, options)
-  outputs = [_run(restorer, plane, (sigma or 0.0) / 255.0, tile, options) for plane in planes]
-  restored = np.clip(rebuild(outputs, restorer.card.scale), 0.0, 1.0)
+  tile = _tile_size(batch.shape[:3], restorer, options)
+  restored = np.clip(rebuild(_run(restorer, batch, (sigma or 0.0) / 255.0, tile, options),
+                             restorer.card.scale), 0.0, 1.0)
   alpha = photo.alpha
   if alpha is not None and restorer.card.scale > 1:
     alpha = np.clip(np.asarray(ops.imresize(jnp.asarray(alpha)[:, :, None],
                                             scale=restorer.card.scale))[:, :, 0], 0.0, 1.0)
   if tile:
     note = ", ".join(filter(None, [note, f"tiles of {tile} px"]))
-  return Photo(restored.astype(np.float32), alpha, photo.bit_depth), note
+  return Photo(restored.astype(np.float32), alpha, photo.bit_depth, photo.icc_profile), note
 
 
-def _model_planes(pixels: np.ndarray, channels: int, color: str):
-  """(the (H, W, channels) inputs to run the model on, f(outputs, scale) -> (sH, sW, C) image)."""
+def _model_inputs(pixels: np.ndarray, channels: int, color: str):
+  """(the (N, H, W, channels) batch to run the model on, f(outputs, scale) -> (sH, sW, C)
+  image): the image itself (N = 1), R = G = B for a colour model on gray, or for a gray model
+  on colour R, G and B as a batch of three (per_channel) or Y alone (luma)."""
   have = pixels.shape[-1]
   if have == channels:
-    return [pixels], lambda outs, scale: outs[0]
+    return pixels[None], lambda outs, scale: outs[0]
   if channels == 3:  # a colour model on a gray image: R = G = B, then their mean
-    return [np.repeat(pixels, 3, axis=-1)], lambda outs, scale: outs[0].mean(-1, keepdims=True)
+    return (np.repeat(pixels, 3, axis=-1)[None],
+            lambda outs, scale: outs[0].mean(-1, keepdims=True))
   if color == "per_channel":
-    return ([pixels[..., c:c + 1] for c in range(have)],
-            lambda outs, scale: np.concatenate(outs, axis=-1))
+    return (np.moveaxis(pixels, -1, 0)[..., None],
+            lambda outs, scale: np.moveaxis(outs[..., 0], 0, -1))
   ycbcr = np.asarray(ops.rgb_to_ycbcr(jnp.asarray(pixels)))
 
   def rebuild(outs, scale):
@@ -135,29 +142,31 @@ def _model_planes(pixels: np.ndarray, channels: int, color: str):
         ycbcr[..., 1:]), scale=scale))
     return np.asarray(ops.ycbcr_to_rgb(jnp.asarray(np.concatenate([outs[0], chroma], -1))))
 
-  return [ycbcr[..., :1]], rebuild
+  return ycbcr[None, ..., :1], rebuild
 
 
-def _tile_size(shape: tuple[int, int], restorer: Restorer, options: Options) -> int:
-  """0 (whole image) or the tile size in input pixels: --tile, else what fits the memory."""
+def _tile_size(shape: tuple[int, int, int], restorer: Restorer, options: Options) -> int:
+  """0 (whole images) or the tile size in input pixels for a batch of `shape` (N, H, W):
+  --tile, else what fits the memory."""
   if options.tile:
-    return options.tile if max(shape) > options.tile else 0
-  return auto_tile(shape, restorer.bytes_per_pixel, _overlap(restorer.card, options),
-                   restorer.card.size_multiple, options.memory_budget)
+    return options.tile if max(shape[1:]) > options.tile else 0
+  return auto_tile(shape[1:], restorer.bytes_per_pixel * shape[0],
+                   _overlap(restorer.card, options), restorer.card.size_multiple,
+                   options.memory_budget)
 
 
 def _overlap(card: ModelCard, options: Options) -> int:
   return card.receptive_field if options.tile_overlap is None else options.tile_overlap
 
 
-def _run(restorer: Restorer, plane: np.ndarray, level: float, tile: int,
+def _run(restorer: Restorer, batch: np.ndarray, level: float, tile: int,
          options: Options) -> np.ndarray:
-  """The model on one (H, W, C) plane -> (s·H, s·W, C) float32, with a progress bar over the
-  tiles when there are several."""
+  """The model on an (N, H, W, C) batch -> (N, s·H, s·W, C) float32, with a progress bar over
+  the tiles when there are several."""
   card = restorer.card
-  tiles = tile_count(plane.shape[:2], tile, card.size_multiple) if tile else 1
+  tiles = tile_count(batch.shape[1:3], tile, card.size_multiple) if tile else 1
   with tqdm(total=tiles, desc="tiles", unit="tile", leave=False, disable=tiles == 1) as bar:
-    return restore_image(restorer.apply, plane, level, multiple=card.size_multiple, tile=tile,
+    return restore_batch(restorer.apply, batch, level, multiple=card.size_multiple, tile=tile,
                          tile_overlap=_overlap(card, options),
                          self_ensemble=options.self_ensemble, progress=bar.update)
 
@@ -211,7 +220,7 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
       tqdm.write(f"skipped {source.name}: {target} exists (--overwrite to replace it)")
       continue
     try:
-      photo = read_photo(source)
+      photo = read_photo(source, options.max_image_pixels)
       if dry_run:
         tqdm.write(_describe(source, target, photo, restorer, options))
         continue
@@ -233,7 +242,8 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
 
 def _describe(source, target, photo: Photo, restorer: Restorer, options: Options) -> str:
   h, w = photo.pixels.shape[:2]
-  tile = _tile_size((h, w), restorer, options)
+  batch, _ = _model_inputs(photo.pixels, restorer.card.channels, options.color)
+  tile = _tile_size(batch.shape[:3], restorer, options)
   return (f"{source.name} ({w}×{h} {photo.mode} {photo.bit_depth}-bit) -> {target} "
           f"({w * restorer.card.scale}×{h * restorer.card.scale}, "
           + (f"tiles of {tile} px" if tile else "whole image") + ")")
@@ -260,6 +270,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "model's receptive field, from its card: tiles then equal the whole image).")
   parser.add_argument("--self_ensemble", action="store_true", help="Mean of the ×8 flips and "
                       "rotations (8× slower).")
+  parser.add_argument("--max_image_pixels", type=int, help="Read images up to this many pixels "
+                      "(default: PIL's decompression-bomb limit, ~179 MP; 0: no limit).")
   parser.add_argument("--overwrite", action="store_true", help="Replace existing outputs.")
   parser.add_argument("--dry_run", action="store_true", help="List what would be done.")
   return parser.parse_args(argv)
@@ -268,10 +280,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
   if args.sigma is not None and not 0 <= args.sigma <= 255:
     raise DataError(f"--sigma {args.sigma}: give the noise level on the 0–255 scale.")
-  if args.tile < 0 or (args.tile_overlap or 0) < 0:
-    raise DataError("--tile and --tile_overlap must be >= 0.")
+  if min(args.tile, args.tile_overlap or 0, args.max_image_pixels or 0) < 0:
+    raise DataError("--tile, --tile_overlap and --max_image_pixels must be >= 0.")
   return Options(sigma=args.sigma, color=args.color, tile=args.tile,
-                 tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble)
+                 tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
+                 max_image_pixels=args.max_image_pixels)
 
 
 def main(argv=None) -> int:

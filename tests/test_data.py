@@ -100,7 +100,7 @@ def test_tfds_source_reads_any_image_dataset(tmp_path):
 @pytest.mark.parametrize("setup, message", [
     (lambda p: p / "missing", "does not exist"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "has no"),
-    (lambda p: write_bad(p), "cannot read image"),
+    (lambda p: write_bad(p), "cannot read .*zz_broken.png .*Remove or replace"),
 ])
 def test_folder_errors_name_the_fix(tmp_path, setup, message):
   with pytest.raises(DataError, match=message):

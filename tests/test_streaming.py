@@ -247,7 +247,7 @@ def test_a_run_recorded_before_the_pipelines_existed_resumes_as_it_ran(tiny_fold
 
 @pytest.mark.parametrize("bad, message", [
     ("small", r"image .*small.png is 20×60, smaller than the 24×24 training patch"),
-    ("corrupt", r"cannot read image .*corrupt.png .*remove or replace"),
+    ("corrupt", r"cannot read .*corrupt.png .*Remove or replace"),
 ])
 def test_a_bad_image_met_while_streaming_stops_training_naming_it(bad, message, tiny_folder,
                                                                  tmp_path):

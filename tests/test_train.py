@@ -284,7 +284,7 @@ def run_train(args, cwd=ROOT):
 @pytest.mark.parametrize("override, message", [
     ({"data.source": "{missing}"}, "does not exist"),
     ({"data.source": "{empty}"}, "has no"),
-    ({"data.source": "{corrupt}"}, "cannot read image"),
+    ({"data.source": "{corrupt}"}, "cannot read .*Remove or replace"),
     ({"data.patch_size": 64}, "smaller than the 64×64 training patch"),
     ({"model.name": "dncnnn"}, "unknown model 'dncnnn'"),
 ])

@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 
+from sfm_jax.data.photos import pixel_values, read_photo
 from sfm_jax.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -21,30 +22,14 @@ BUILTIN = {
 }
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-  """Any image array -> uint8 with the same content: bool is 0/255, uint16 (and 16-bit PNG's
-  int32) is rescaled from 0–65535, float is read as [0, 1] (float TIFF). Raises DataError for
-  a float image outside [0, 1] or an integer image beyond 16 bits, whose scale is unknown."""
+def to_uint8(image: np.ndarray, name: str = "an image") -> np.ndarray:
+  """Any image array -> uint8 with the same content, by the file reader's rules
+  (`photos.pixel_values`: bool is 0/255, 16-bit is rescaled from 0–65535, float is read as
+  [0, 1]); DataError naming `name` for values whose scale is unknown."""
   image = np.asarray(image)
   if image.dtype == np.uint8:
     return image
-  if image.dtype == bool:
-    return image.astype(np.uint8) * 255
-  if np.issubdtype(image.dtype, np.floating):
-    low, high = float(np.nanmin(image)), float(np.nanmax(image))
-    if not (np.isfinite(image).all() and -1e-3 <= low and high <= 1 + 1e-3):
-      raise DataError(f"a float image with values in [{low:g}, {high:g}]; float images must "
-                      "lie in [0, 1]: rescale it, or save it as an 8- or 16-bit PNG.")
-    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-  if np.issubdtype(image.dtype, np.integer):
-    low, high = int(image.min()), int(image.max())
-    if low < 0 or high > 65535:
-      raise DataError(f"an integer image with values in [{low}, {high}]; use 8- or 16-bit "
-                      "images (0–255 or 0–65535).")
-    if image.dtype.itemsize == 1:
-      return image.astype(np.uint8)
-    return np.round(image.astype(np.float64) * (255 / 65535)).astype(np.uint8)
-  raise DataError(f"unsupported image data type {image.dtype}; use 8- or 16-bit PNG or TIFF.")
+  return np.round(pixel_values(image, name)[0] * 255).astype(np.uint8)
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -53,7 +38,8 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
   image = to_uint8(image)
   if image.ndim == 2:
     image = image[:, :, None]
-  image = image[:, :, :3]  # drop alpha
+  if image.shape[-1] in (2, 4):  # drop alpha
+    image = image[:, :, :-1]
   if image.shape[-1] == channels:
     return image
   if channels == 1:
@@ -94,16 +80,10 @@ def folder_images(folder: str | pathlib.Path) -> list[pathlib.Path]:
 
 
 def read_image(path: pathlib.Path, channels: int) -> np.ndarray:
-  """One image file as uint8 (H, W, channels); DataError naming the file if it cannot be read."""
-  from PIL import Image, UnidentifiedImageError
-
-  try:
-    with Image.open(path) as image:
-      return to_channels(np.asarray(image.convert("RGB") if image.mode == "P" else image),
-                         channels)
-  except (UnidentifiedImageError, OSError, SyntaxError) as error:
-    raise DataError(f"cannot read image {path} ({error.__class__.__name__}); remove or "
-                    "replace the corrupt file.") from None
+  """One image file as uint8 (H, W, channels), read as restore reads it (`photos.read_photo`:
+  every PIL mode, 16-bit, EXIF orientation; alpha dropped); DataError naming the file."""
+  photo = read_photo(path)
+  return to_channels(np.round(photo.pixels * 255).astype(np.uint8), channels)
 
 
 def load_folder(folder: str | pathlib.Path, channels: int) -> list[tuple[str, np.ndarray]]:
