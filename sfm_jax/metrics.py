@@ -26,6 +26,10 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
   return float(10 * np.log10(peak**2 / mse)) if mse > 0 else float("inf")
 
 
+# The smallest image side SSIM scores: its window's, Gaussian 11×11 or uniform 7×7.
+SSIM_MIN_SIDE = {True: 11, False: 7}  # by gaussian_window
+
+
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0,
          gaussian_window: bool = False) -> float:
   """SSIM of two (H, W, C) images (mean over channels): uniform 7×7 window, or MATLAB's

@@ -18,6 +18,7 @@ from test_train import ROOT, load_config, shrink
 from sfm_jax.data.images import load_folder
 from sfm_jax.data.pipeline import Prefetcher
 from sfm_jax.errors import ConfigError, DataError, TrainingError
+from sfm_jax.evaluation.sr import evaluate_sr, sr_min_side
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.train.loop import train_and_evaluate
 
@@ -106,6 +107,39 @@ def test_a_float_image_outside_0_1_is_a_data_error(tmp_path):
   Image.fromarray(np.full((8, 8), 300.0, np.float32)).save(tmp_path / "hdr.tiff")
   with pytest.raises(DataError, match=r"float images must lie in \[0, 1\]"):
     load_folder(tmp_path, 1)
+
+
+def test_validation_images_too_small_to_score_stop_training_before_any_step(tiny_folder,
+                                                                             tmp_path):
+  val = tmp_path / "val"
+  val.mkdir()
+  Image.fromarray(np.zeros((40, 40), np.uint8)).save(val / "fine.png")
+  Image.fromarray(np.zeros((5, 6), np.uint8)).save(val / "a_tiny.png")
+  with pytest.raises(DataError, match=r"val, a_tiny.png \(5×6\) is smaller than the 11×11"):
+    train_and_evaluate(tiny(tiny_folder, steps=50, **{"data.val_source": str(val)}),
+                       str(tmp_path / "w"))
+  assert not (tmp_path / "w" / "checkpoints").exists() or not saved_steps(tmp_path / "w")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_the_sr_minimum_side_is_the_smallest_image_the_protocol_scores(scale):
+  """`sr_min_side` against the protocol itself: an image of that side is scored, one pixel
+  less is not (SSIM's window no longer fits after the crops)."""
+  side = sr_min_side(scale)
+  image = np.zeros((side, side, 3), np.uint8)
+  assert len(evaluate_sr(None, [("ok", image)], scale)) == 1
+  with pytest.raises(ValueError, match="win_size"):
+    evaluate_sr(None, [("small", image[:-1, :-1])], scale)
+
+
+def test_eval_names_a_test_image_too_small_in_one_line(tmp_path):
+  folder = tmp_path / "set"
+  folder.mkdir()
+  Image.fromarray(np.zeros((12, 30, 3), np.uint8)).save(folder / "strip.png")
+  out = run("eval.py", "--task", "sr", "--bicubic", "--config.eval.scale=4", "--dataset",
+            str(folder), "--output", str(tmp_path / "out"))
+  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+  assert "strip.png (12×30) is smaller than the 20×20 pixels" in out.stderr
 
 
 # --- errors in the data thread ----------------------------------------------------------------

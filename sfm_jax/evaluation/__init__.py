@@ -18,6 +18,7 @@ A model's protocol is on its card (`models.ModelCard.protocol`); a training task
 protocol that validates it (`tasks.base.Task.protocol`). This package imports no task.
 """
 
+from sfm_jax.errors import DataError
 from sfm_jax.evaluation.denoise import DenoiseEvaluator
 from sfm_jax.evaluation.fca import FCAEvaluator
 from sfm_jax.evaluation.fmd import FMDEvaluator
@@ -37,5 +38,19 @@ def make_evaluator(protocol: str, settings, card=None):
   return EVALUATORS[protocol](settings, card)
 
 
-__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator",
+def check_image_sizes(images: list, min_side: int, source: str) -> None:
+  """DataError naming the images of `images` [(name, (H, W, C))] from `source` that have a
+  side shorter than `min_side` (an evaluator's: SSIM's window, the SR border crop), so that
+  training and eval.py stop before any work rather than at the first score."""
+  small = [f"{name} ({image.shape[0]}×{image.shape[1]})" for name, image in images
+           if min(image.shape[:2]) < min_side]
+  if small:
+    listed = ", ".join(small[:5]) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
+    verb, them = ("is", "it") if len(small) == 1 else ("are", "them")
+    raise DataError(f"in {source}, {listed} {verb} smaller than the {min_side}×{min_side} "
+                    "pixels the evaluation protocol scores (SSIM's window, the border crop); "
+                    f"remove or replace {them}.")
+
+
+__all__ = ["EVALUATORS", "check_image_sizes", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator",
            "KernelEvaluator", "SREvaluator", "make_evaluator"]

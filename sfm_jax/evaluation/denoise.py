@@ -22,7 +22,7 @@ from sfm_jax import ops
 from sfm_jax.data.images import save_png
 from sfm_jax.evaluation.pictures import STRIP_IMAGES, plot_psnr_vs_sigma, print_report, write_strip
 from sfm_jax.inference import restore_image
-from sfm_jax.metrics import psnr, ssim
+from sfm_jax.metrics import SSIM_MIN_SIDE, psnr, ssim
 from sfm_jax.results import ValidationResult
 
 # The SSIM window: the standard one (Wang et al. 2004; MATLAB `ssim_index`, KAIR, BasicSR) or the
@@ -153,6 +153,8 @@ class DenoiseEvaluator:
   def __init__(self, settings, card):
     self.protocol = Protocol.from_config(settings)
     self.card = card
+    self.min_side = (SSIM_MIN_SIDE[self.protocol.ssim_window == "gaussian"]
+                     + self.protocol.crop_odd_first)
 
   def validate(self, denoise, images) -> ValidationResult:
     """PSNR/SSIM at the first σ of the protocol (training validation sets one: eval.sigma)."""

@@ -99,6 +99,7 @@ class FCAEvaluator:
 
   def __init__(self, settings, card=None):
     self.factor = int(settings.get("factor", 4))
+    self.min_side = 4 * self.factor  # the generator's size multiple
 
   def validate(self, adapt, images) -> ValidationResult:
     gaps = density_gaps(adapt, images, self.factor)

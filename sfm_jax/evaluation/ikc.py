@@ -9,7 +9,7 @@ import numpy as np
 
 from sfm_jax import ops
 from sfm_jax.evaluation.pictures import print_report
-from sfm_jax.evaluation.sr import sr_cases, write_sr_reports
+from sfm_jax.evaluation.sr import sr_cases, sr_min_side, write_sr_reports
 from sfm_jax.metrics import quantize, sr_scores
 from sfm_jax.models.ikc import iterative_correction
 
@@ -60,6 +60,7 @@ class IKCEvaluator:
       raise ValueError("IKC restores blurred images: set --config.eval.blur_sigmas to values > 0, "
                        "e.g. 1.8,2.6,3.2 (IKC's Gaussian8 range) or 0.2,1,2,3,4.")
     self.settings, self.scale, self.code_len = settings, scale, code_len
+    self.min_side = sr_min_side(scale)
 
   def run(self, networks, images, output: pathlib.Path, source: str, dataset: str) -> dict:
     s = self.settings

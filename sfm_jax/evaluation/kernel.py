@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sfm_jax import ops
-from sfm_jax.evaluation.sr import evaluate_sr
+from sfm_jax.evaluation.sr import evaluate_sr, sr_min_side
 from sfm_jax.inference import make_apply
 from sfm_jax.metrics import quantize
 from sfm_jax.models import get_model
@@ -31,6 +31,7 @@ class KernelEvaluator:
 
   def __init__(self, settings, card=None):
     self.settings = settings
+    self.min_side = sr_min_side(settings.scale)
 
   def validate(self, kernel_fn, images) -> ValidationResult:
     """Y-channel PSNR/SSIM (crop = scale) of the frozen SR of `images` degraded with the

@@ -12,7 +12,13 @@ import ml_collections
 from sfm_jax import pretrained
 from sfm_jax.checks import check_eval_settings, check_writable_folder
 from sfm_jax.data.images import load_source
-from sfm_jax.evaluation import IKCEvaluator, SREvaluator, fmd, make_evaluator
+from sfm_jax.evaluation import (
+    IKCEvaluator,
+    SREvaluator,
+    check_image_sizes,
+    fmd,
+    make_evaluator,
+)
 from sfm_jax.inference import make_apply
 from sfm_jax.models import Compute, model_card
 from sfm_jax.weights import load_model, read_stored
@@ -42,6 +48,7 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
     settings = ml_collections.ConfigDict(config.eval.to_dict())
     settings.update(blur_sigmas=_blur_sigmas(settings, config, given_config), label="bicubic")
     images = load_source(dataset, "val", 3)
+    check_image_sizes(images, SREvaluator(settings).min_side, dataset)
     return SREvaluator(settings).run(None, images, output, "bicubic from MATLAB imresize",
                                      dataset, compare=compare)
   metadata = _saved_metadata(weights)
@@ -59,6 +66,8 @@ def evaluate(config, *, given_config: bool, overrides: dict, task: str = "auto",
   images = (fmd.load_test_set(dataset) if protocol == "fmd"
             else load_source(dataset, "val", card.channels))
   evaluator = make_evaluator(protocol, settings, card)
+  if protocol != "fmd":  # FMD's crops are fixed by its loader
+    check_image_sizes(images, evaluator.min_side, dataset)
   return evaluator.run(make_apply(model), images, output, source, dataset,
                        save_images=save_images, compare=compare)
 
@@ -116,5 +125,6 @@ def _evaluate_ikc(config, ikc_weights, dataset: str, output: pathlib.Path) -> di
       load_model(path) for path in ikc_weights)
   evaluator = IKCEvaluator(config.eval, card.scale, stored.kwargs.get("code_len", 10))
   images = load_source(dataset, "val", card.channels)
+  check_image_sizes(images, evaluator.min_side, dataset)
   networks = tuple(make_apply(network) for network in (sftmd, predictor, corrector))
   return evaluator.run(networks, images, output, f"IKC from {', '.join(ikc_weights)}", dataset)

@@ -16,7 +16,7 @@ from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple
 from sfm_jax.evaluation.pictures import STRIP_IMAGES, print_report, write_strip
 from sfm_jax.inference import restore_image
-from sfm_jax.metrics import quantize, sr_scores
+from sfm_jax.metrics import SSIM_MIN_SIDE, quantize, sr_scores
 from sfm_jax.niqe import niqe_or_nan
 from sfm_jax.results import ValidationResult
 
@@ -139,6 +139,12 @@ def plot_perception_distortion(points: dict[str, tuple[float, float]], path: pat
   plt.close(fig)
 
 
+def sr_min_side(scale: int) -> int:
+  """The smallest HR side the SR protocol scores: cropped to a multiple of `scale`, less the
+  border crop of `scale` on each side, it still holds SSIM's 11×11 window."""
+  return -(-(SSIM_MIN_SIDE[True] + 2 * scale) // scale) * scale
+
+
 class SREvaluator:
   """The SR protocol of `settings` (an SR config.eval with `scale` and `blur_sigmas` set; `label`
   names the model's column) for `upscale(lr (1, h, w, C)) -> (1, s·h, s·w, C)`, or None for
@@ -148,6 +154,7 @@ class SREvaluator:
     self.settings = settings
     self.scale = int(settings.scale)
     self.label = settings.get("label") or (card.name if card is not None else "SR")
+    self.min_side = sr_min_side(self.scale)
 
   def validate(self, upscale, images) -> ValidationResult:
     """PSNR/SSIM at the first blur σ against bicubic (training validation sets one)."""

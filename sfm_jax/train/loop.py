@@ -98,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   frozen = jax.device_put(frozen, replicated)
   step_fn = jax.jit(step_fn, donate_argnums=0, out_shardings=(replicated, replicated))
   eval_fn = jit_apply(setup.eval_def)
-  validator = make_validator(task, config)
+  validator = make_validator(task, config, data.val_images)
 
   def validate(state, step) -> ValidationResult | None:
     """Validation on process 0 (the others return None), from its copy of the weights."""

@@ -21,7 +21,7 @@ from sfm_jax.data import streaming
 from sfm_jax.data.images import load_source
 from sfm_jax.data.patches import build_patches
 from sfm_jax.data.pipeline import PatchBatches, Prefetcher, on_devices
-from sfm_jax.evaluation import make_evaluator
+from sfm_jax.evaluation import check_image_sizes, make_evaluator
 from sfm_jax.models import PLAIN, Compute, ModelCard, get_model, model_card
 from sfm_jax.results import ValidationResult
 from sfm_jax.tasks import task_class as find_task_class
@@ -350,12 +350,15 @@ def _stream(config: ml_collections.ConfigDict, source) -> grain.DatasetIterator:
 Validator = Callable[[Callable, list, dict | None], ValidationResult]
 
 
-def make_validator(task: Task, config: ml_collections.ConfigDict) -> Validator:
+def make_validator(task: Task, config: ml_collections.ConfigDict,
+                   images: list) -> Validator:
   """How the trained model is validated: the evaluator of the task's protocol on the task's
-  predict function and settings, or the task's own `validate` (protocol "")."""
+  predict function and settings, or the task's own `validate` (protocol ""). DataError, before
+  any training, when an image of `images` (the validation set) is too small to score."""
   if not task.protocol:
     return lambda apply, images, state: task.bind(state=state).validate(apply, images, config)
   evaluator = make_evaluator(task.protocol, task.validation_settings(config), main_card(config))
+  check_image_sizes(images, evaluator.min_side, f"data.val_source={config.data.val_source}")
   return lambda apply, images, state: evaluator.validate(task.predictor(apply), images)
 
 
