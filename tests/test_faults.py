@@ -6,6 +6,7 @@ import hashlib
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from test_train import ROOT, load_config, shrink
 
 from sfm_jax.data.images import load_folder
 from sfm_jax.data.pipeline import Prefetcher
-from sfm_jax.errors import ConfigError, DataError, TrainingError
+from sfm_jax.errors import CheckpointError, ConfigError, DataError, TrainingError
 from sfm_jax.evaluation.sr import evaluate_sr, sr_min_side
 from sfm_jax.train.checkpoints import Checkpoints
 from sfm_jax.train.loop import train_and_evaluate
@@ -338,6 +339,76 @@ def test_a_full_disk_leaves_no_part_file_and_the_previous_file_intact(tmp_path, 
     weights.write_atomically(target, b"a new file")
   assert target.read_bytes() == b"the previous good file"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.msgpack"]
+
+
+def test_a_disk_without_room_for_a_checkpoint_stops_training_in_one_line(
+    tiny_folder, tmp_path, monkeypatch):
+  """Free space below a checkpoint's size: CheckpointError before orbax writes anything, the
+  previous checkpoints intact; with room again the same command resumes from the last one."""
+  from sfm_jax.train import checkpoints
+
+  config = tiny(tiny_folder, steps=4, **{"train.checkpoint_every": 2})
+  real, calls = shutil.disk_usage, []
+  monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda path: calls.append(path) or (
+      real(path)._replace(free=0) if len(calls) > 1 else real(path)))  # room for step 2 only
+  with pytest.raises(CheckpointError, match=r"is full \(0.0 MiB free where a checkpoint needs "
+                     r"about .* MiB\); .* it resumes from the last complete checkpoint, step 2"):
+    train_and_evaluate(config, str(tmp_path))
+  assert saved_steps(tmp_path) == [2]
+  assert not list((tmp_path / "checkpoints").glob("*tmp*"))
+  monkeypatch.setattr(checkpoints.shutil, "disk_usage", real)
+  assert [step for step, _ in train_and_evaluate(config, str(tmp_path))["losses"]] == [3, 4]
+
+
+def test_a_disk_that_fills_during_a_save_leaves_no_partial_checkpoint(tiny_folder, tmp_path,
+                                                                     monkeypatch, capsys):
+  """Orbax's failure of a disk that fills while writing (as tensorstore words it) becomes one
+  CheckpointError; the partial folder is removed and the earlier checkpoint kept."""
+  from sfm_jax.train import checkpoints
+
+  save = checkpoints.ocp.CheckpointManager.save
+
+  def filling(manager, step, *args, **kwargs):
+    if step < 4:
+      return save(manager, step, *args, **kwargs)
+    manager.wait_until_finished()  # as orbax does before a save
+    (manager.directory / f"{step}.orbax-checkpoint-tmp").mkdir()
+    raise ValueError('RESOURCE_EXHAUSTED: Error writing "model" in OCDBT database: Failed to '
+                     "write 9891 bytes to file 15: No space left on device [os_error_code='28']")
+
+  monkeypatch.setattr(checkpoints.ocp.CheckpointManager, "save", filling)
+  config = tiny(tiny_folder, steps=6, **{"train.checkpoint_every": 2})
+  with pytest.raises(CheckpointError, match="no space left while writing a checkpoint.*step 2"):
+    train_and_evaluate(config, str(tmp_path))
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2"]
+  assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_disk_full_noise_filter_drops_only_that_noise(monkeypatch):
+  """While a Checkpoints is open: tensorstore's "Event loop is closed" (unraisable) and orbax's
+  records of a full disk are dropped; any other error still reaches the console."""
+  import logging
+
+  from sfm_jax.train import checkpoints
+
+  seen = []
+  monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(str(u.exc_value)))
+  noise = checkpoints._DiskFullNoise().install()
+  try:
+    def unraisable(error):
+      sys.unraisablehook(type("U", (), {"exc_type": type(error), "exc_value": error,
+                                        "exc_traceback": None, "err_msg": None,
+                                        "object": None})())
+
+    unraisable(RuntimeError("Event loop is closed"))
+    unraisable(RuntimeError("something else"))
+    assert seen == ["something else"]
+    record = lambda message: logging.LogRecord("absl", logging.ERROR, "f", 1, message, (), None)
+    assert not noise.filter(record("Failed to write: No space left on device"))
+    assert noise.filter(record("another failure"))
+  finally:
+    noise.uninstall()
+  assert sys.unraisablehook is not noise._unraisable
 
 
 def test_restore_gives_every_input_its_own_output(tmp_path, capsys):

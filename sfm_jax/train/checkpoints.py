@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import pathlib
 import shutil
 import sys
@@ -33,16 +36,61 @@ class Checkpoints:
     handlers = {"default": ocp.StandardCheckpointHandler(),
                 "data": grain.checkpoint.CheckpointHandler()}
     self.manager = ocp.CheckpointManager(directory, item_handlers=handlers, options=options)
+    self._quiet = _DiskFullNoise().install()
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, tree, data: grain.DatasetIterator | None = None) -> None:
-    """Writes `tree` and, if given, the position of the `data` iterator."""
+    """Writes `tree` and, if given, the position of the `data` iterator (in the background).
+    CheckpointError, with the previous checkpoints intact and no partial one left, when the
+    disk has not room for it (checked first) or fills while it is written."""
+    self._check_room(tree)
     items = {"default": ocp.args.StandardSave(tree)}
     if data is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data)
-    self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+    with self._disk_full_reported():
+      self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def _check_room(self, tree) -> None:
+    """CheckpointError when the disk's free space is below what a checkpoint takes: the newest
+    one's size, or the tree's bytes before the first, plus a tenth and 1 MiB."""
+    latest = self.manager.latest_step()
+    size = (_folder_bytes(self.directory / str(latest)) if latest is not None else
+            sum(leaf.nbytes for leaf in jax.tree.leaves(tree) if hasattr(leaf, "nbytes")))
+    needed, free = int(size * 1.1) + 2**20, shutil.disk_usage(self.directory).free
+    if free < needed:
+      raise CheckpointError(self._full_message(f"{free / 2**20:.1f} MiB free where a checkpoint "
+                                               f"needs about {needed / 2**20:.1f} MiB"))
+
+  def _full_message(self, detail: str) -> str:
+    latest = self.manager.latest_step()
+    resume = (f"it resumes from the last complete checkpoint, step {latest}" if latest
+              is not None else "no checkpoint was written yet, so it starts afresh")
+    return (f"the disk of {self.directory} is full ({detail}); free some space (or lower "
+            f"train.keep_checkpoints), then rerun the same command: {resume}.")
+
+  @contextlib.contextmanager
+  def _disk_full_reported(self):
+    """Orbax's errors of a disk that fills during a save (raised by the save's background
+    thread at the next save or at close) as one CheckpointError, its partial folder removed."""
+    try:
+      yield
+    except Exception as error:  # orbax and tensorstore wrap the OSError in several types
+      if not _disk_full(error):
+        raise
+      self._remove_partial()
+      raise CheckpointError(self._full_message("no space left while writing a checkpoint")
+                            ) from None
+
+  def _remove_partial(self) -> None:
+    """Removes the folders of unfinished saves, once none is still being written."""
+    with contextlib.suppress(Exception):  # the failed save's own error, already reported
+      self.manager.wait_until_finished()
+    if jax.process_index() == 0:
+      for partial in self.directory.glob("*.orbax-checkpoint-tmp*"):
+        shutil.rmtree(partial, ignore_errors=True)
+    self.manager.reload()
 
   def restore(self, step: int, like, data: grain.DatasetIterator | None = None):
     """Restores into the structure, dtypes and shardings of `like` (None: the tree as saved, on
@@ -98,8 +146,51 @@ class Checkpoints:
     self.manager.reload()
 
   def close(self):
-    self.manager.wait_until_finished()
-    self.manager.close()
+    try:
+      with self._disk_full_reported():
+        self.manager.wait_until_finished()
+    finally:
+      self.manager.close()
+      self._quiet.uninstall()
+
+
+class _DiskFullNoise(logging.Filter):
+  """Keeps the tracebacks of a save that failed on a full disk off the console while
+  installed, as `Checkpoints` reports it in one line: orbax's log records of the failure (it
+  logs through absl) and tensorstore's "Event loop is closed" errors of the writes still in
+  flight (reported through sys.unraisablehook). Other records and errors pass."""
+
+  def install(self) -> _DiskFullNoise:
+    logging.getLogger("absl").addFilter(self)
+    self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+    return self
+
+  def uninstall(self) -> None:
+    logging.getLogger("absl").removeFilter(self)
+    if sys.unraisablehook == self._unraisable:
+      sys.unraisablehook = self._previous_hook
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (_disk_full(error) or "No space left on device" in record.getMessage())
+
+  def _unraisable(self, unraisable) -> None:
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+      self._previous_hook(unraisable)
+
+
+def _disk_full(error: BaseException) -> bool:
+  """Whether `error` (or what it wraps) is ENOSPC, "No space left on device"."""
+  while error is not None:
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _folder_bytes(folder: pathlib.Path) -> int:
+  return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 RUN_RECORD = "config.json"
