@@ -254,6 +254,24 @@ def test_restore_bad_arguments_are_one_line(tiny_dncnn, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_an_image_too_small_to_estimate_its_noise_is_listed_and_the_rest_restored(
+    tmp_path, rng, capsys):
+  """FFDNet without --sigma on a folder with a 12×12 image: that one fails naming --sigma, the
+  other is restored, exit status 1."""
+  path = tmp_path / "ffdnet.msgpack"
+  save_weights(path, get_model("ffdnet", channels=1, num_layers=3, features=8), "ffdnet",
+               {"channels": 1, "num_layers": 3, "features": 8})
+  folder = tmp_path / "in"
+  folder.mkdir()
+  for name, side in (("small.png", 12), ("large.png", 120)):
+    Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(folder / name)
+  assert main(["--weights", str(path), "--input", str(folder), "--output",
+               str(tmp_path / "out")]) == 1
+  assert "small.png: a 12×12 image is too small to estimate its noise level; give the noise " \
+         "level (--sigma)" in capsys.readouterr().err
+  assert [p.name for p in (tmp_path / "out").iterdir()] == ["large.png"]
+
+
 def test_console_scripts_are_installed():
   """pip install puts sfm-restore (and the others) on the PATH; --help answers."""
   bin_dir = pathlib.Path(sys.executable).parent

@@ -12,6 +12,7 @@ import sys
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -44,7 +45,7 @@ class Checkpoints:
   def save(self, step: int, tree, data: grain.DatasetIterator | None = None) -> None:
     """Writes `tree` and, if given, the position of the `data` iterator (in the background).
     CheckpointError, with the previous checkpoints intact and no partial one left, when the
-    disk has not room for it (checked first) or fills while it is written."""
+    disk has no room for it (checked first) or fills while it is written."""
     self._check_room(tree)
     items = {"default": ocp.args.StandardSave(tree)}
     if data is not None:
@@ -59,9 +60,10 @@ class Checkpoints:
     size = (_folder_bytes(self.directory / str(latest)) if latest is not None else
             sum(leaf.nbytes for leaf in jax.tree.leaves(tree) if hasattr(leaf, "nbytes")))
     needed, free = int(size * 1.1) + 2**20, shutil.disk_usage(self.directory).free
-    if free < needed:
-      raise CheckpointError(self._full_message(f"{free / 2**20:.1f} MiB free where a checkpoint "
-                                               f"needs about {needed / 2**20:.1f} MiB"))
+    if _on_any_process(free < needed):  # every process stops, or none does
+      raise CheckpointError(self._full_message(
+          f"{free / 2**20:.1f} MiB free where a checkpoint needs about {needed / 2**20:.1f} MiB"
+          if free < needed else "on another process"))
 
   def _full_message(self, detail: str) -> str:
     latest = self.manager.latest_step()
@@ -178,6 +180,15 @@ class _DiskFullNoise(logging.Filter):
     error = unraisable.exc_value
     if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
       self._previous_hook(unraisable)
+
+
+def _on_any_process(flag: bool) -> bool:
+  """Whether `flag` holds on any process (every process must call this)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+
+  return bool(multihost_utils.process_allgather(np.int32(flag)).max())
 
 
 def _disk_full(error: BaseException) -> bool:
