@@ -251,3 +251,11 @@ def test_a_damaged_cache_entry_is_not_called_cached_and_is_made_again(ffdnet_gra
   assert "damaged: fetched again on use" in pretrained.describe().split("ipol:ffdnet_gray")[1]
   again = pretrained.fetch("ipol:ffdnet_gray", progress=False)  # from the cached .pth
   assert again == path and load_weights(again)[1] == "ffdnet"
+
+
+def test_a_missing_from_file_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("SFM_JAX_CACHE", str(tmp_path / "cache"))
+  missing = tmp_path / "nope.pth"
+  assert pretrained.main(["--fetch", "sfm:dncnn_b", "--from_file", str(missing)]) == 2
+  assert f"--from_file {missing} does not exist" in capsys.readouterr().err
+  assert not list((tmp_path / "cache").rglob("*.msgpack"))
