@@ -187,3 +187,12 @@ def test_a_tiff_profile_is_written_into_a_png(tmp_path):
   assert isinstance(photo.icc_profile, bytes)
   write_photo(tmp_path / "t.png", photo)
   assert Image.open(io.BytesIO((tmp_path / "t.png").read_bytes())).info["icc_profile"] == SRGB
+
+
+def test_a_phone_mpo_jpeg_gives_its_primary_picture(tmp_path):
+  """An MPO file (a JPEG with a second picture, as some cameras write) is not refused as
+  multi-page: its first frame is read."""
+  primary, second = (Image.fromarray(np.full((16, 16, 3), v, np.uint8)) for v in (40, 200))
+  primary.save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=[second])
+  assert Image.open(tmp_path / "phone.jpg").n_frames == 2
+  assert abs(read_image(tmp_path / "phone.jpg", 3).astype(int) - 40).max() <= 2
