@@ -125,9 +125,9 @@ def test_ctrl_c_in_restore_and_eval_is_one_line_and_status_130(tiny_folder, tmp_
   kwargs = {"num_layers": 3, "features": 4}
   save_weights(tmp_path / "w.msgpack", get_model("dncnn", **kwargs), "dncnn", kwargs)
   (tmp_path / "in").mkdir()
-  for i in range(40):
-    Image.fromarray(np.full((300, 300), 5 * i, np.uint8)).save(tmp_path / "in" / f"{i:02d}.png")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  for i in range(80):  # enough that the signal lands before the last one, even on a fast CPU
+    Image.fromarray(np.full((300, 300), 3 * i, np.uint8)).save(tmp_path / "in" / f"{i:02d}.png")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")  # lines as they happen
   restore = subprocess.Popen(
       [sys.executable, "-m", "sfm_jax.restore", "--weights", str(tmp_path / "w.msgpack"),
        "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
@@ -137,7 +137,7 @@ def test_ctrl_c_in_restore_and_eval_is_one_line_and_status_130(tiny_folder, tmp_
   _, err = restore.communicate(timeout=120)
   written = sorted((tmp_path / "out").iterdir())
   assert restore.returncode == 130 and "Traceback" not in err, err[-2000:]
-  assert re.search(rf"{len(written)} of 40 images were restored", err) and "rerun" in err
+  assert re.search(rf"{len(written)} of 80 images were restored", err) and "rerun" in err
   assert all(Image.open(path).size == (300, 300) for path in written)  # whole files only
 
   evaluate = subprocess.Popen(
