@@ -1,13 +1,28 @@
-"""Regenerate the result tables of the docs from the runs folders: no hand-copied numbers.
+"""Regenerate the result tables and figures of the docs from the runs folders: no hand-copied
+numbers.
 
-  python studies/docs_tables.py --zoo runs/zoo            # rewrite the tables in docs/*.md
-  python studies/docs_tables.py --zoo runs/zoo --check    # exit 1 if a table is out of date
+  python studies/docs_tables.py --zoo runs/zoo --bicubic runs/bicubic --bands runs/sfm_bands \
+      --ablation docs/sfm_ablation_results.csv runs/sfm_ablation \
+      --ablation_paper docs/sfm_ablation_paper_results.csv runs/sfm_ablation_paper
+  python studies/docs_tables.py ... --check    # exit 1 if a table or data file is out of date
 
 Each table sits in its doc between `<!-- table: NAME -->` and `<!-- end table -->`; this script
-rewrites what lies between. Our numbers come from eval.py's outputs (`studies/zoo_eval.py`
-writes ZOO/NAME/DATASET/summary.json); the published ones from docs/published.csv, which gives
-the source of every value (the originals' result files, the papers). A table whose runs are
-missing is left as it is, with a note on what to run.
+rewrites what lies between, draws docs/images/NAME.png for a block that shows a figure, and
+rewrites the data files beside the docs (per-run means, band errors). Every source is optional;
+a missing one leaves its blocks as they are, with a note on what to run:
+
+  --zoo DIR            studies/zoo_eval.py's output (DIR/NAME/DATASET/summary.json), shown
+                       beside docs/published.csv (which gives the source of every published value)
+  --bicubic DIR        eval.py --task sr --bicubic outputs, DIR/DATASET-xSCALE/summary.json
+  --bands DIR          studies/sfm_bands.py's outputs: DIR/released, DIR/ablation (σ ≤ 25 arms)
+                       and DIR/ablation_paper (σ ∈ [0, 55] arms), each holding its bands.csv
+  --ablation SRC...    the ablation study trained on σ ≤ 25 (studies/sfm_ablation.py): study
+                       folders (their finished runs) or results.csv files (the study's, or the
+                       copy beside the docs, which keeps runs made on other machines); a later
+                       source's row replaces an earlier one's for the same arm, seed and σ
+  --ablation_paper SRC...  the same for the study trained on σ ∈ [0, 55] (--regime paper)
+
+--check compares the docs' text and data files, not the figures.
 """
 
 from __future__ import annotations
@@ -15,10 +30,19 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import dataclasses
+import io
 import json
 import pathlib
 import re
 import sys
+from collections.abc import Callable
+
+import numpy as np
+import sfm_ablation
+import sfm_bands
+
+from sfm_jax.config_base import ABLATION_ARMS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -136,41 +160,421 @@ def fmd_release(zoo, pub) -> str:
   return "\n".join(lines)
 
 
-TABLES = {"sfm_bsd68": ("model_zoo.md", sfm_bsd68), "n2n_bsd68": ("reproduction.md", n2n_bsd68),
-          "ffdnet": ("reproduction.md", ffdnet), "fmd_release": ("reproduction.md", fmd_release)}
+def ssim_window(zoo, pub) -> str | None:
+  """The released DnCNN-B's BSD68 SSIM with the 7×7 uniform window (ZOO/sfm_dncnn_b/
+  BSD68-ssim_uniform) and the 11×11 Gaussian one (ZOO/sfm_dncnn_b/BSD68, the default)."""
+  sigmas = ("15", "25", "50")
+  runs = {"7×7 uniform (before)": "BSD68-ssim_uniform", "11×11 Gaussian (now)": "BSD68"}
+  summaries = {}
+  for label, folder in runs.items():
+    path = zoo / "sfm_dncnn_b" / folder / "summary.json"
+    if path.is_file():
+      summaries[label] = json.loads(path.read_text())["per_sigma"]
+  if not summaries:
+    return None
+  lines = ["| window | " + " | ".join(f"σ={s}" for s in sigmas) + " |",
+           "|---" * (len(sigmas) + 1) + "|"]
+  for label in runs:
+    per_sigma = summaries.get(label, {})
+    cells = [f"{per_sigma[s]['ssim']:.4f}" if s in per_sigma else "–" for s in sigmas]
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def bicubic(folder, pub) -> str | None:
+  """Bicubic upscaling on Set5 and Set14 (Y PSNR/SSIM, border = scale): ours, from
+  FOLDER/DATASET-xSCALE/summary.json, beside the SR literature's bicubic rows."""
+  scales = (2, 3, 4)
+  paths = {(d, s): folder / f"{d}-x{s}" / "summary.json" for d in ("Set5", "Set14") for s in scales}
+  if not any(path.is_file() for path in paths.values()):
+    return None
+  lines = ["| dataset | " + " | ".join(f"×{s}" for s in scales) + " |",
+           "|---" * (len(scales) + 1) + "|"]
+  for dataset in ("Set5", "Set14"):
+    ours_cells = []
+    for scale in scales:
+      path = paths[dataset, scale]
+      summary = json.loads(path.read_text()) if path.is_file() else None
+      ours_cells.append("–" if summary is None else
+                        f"{summary['bicubic_psnr']:.2f}/{summary['bicubic_ssim']:.4f}")
+    theirs = pub["bicubic"][dataset]
+    theirs_cells = ["/".join(f"{theirs[f'x{s}_{m}']:{fmt}}" for m, fmt in
+                             (("psnr", ".2f"), ("ssim", ".4f")) if f"x{s}_{m}" in theirs)
+                    for s in scales]
+    lines.append(f"| {dataset}, ours | " + " | ".join(ours_cells) + " |")
+    lines.append(f"| {dataset}, literature | " + " | ".join(theirs_cells) + " |")
+  return "\n".join(lines)
+
+
+# The ablation study: per-run means (arm, seed, sigma, psnr, ssim), from its folders or CSVs.
+
+def ablation_rows(sources: list[str]) -> list[dict] | None:
+  """The per-run means of the ablation's sources, merged in order (a study folder's finished
+  runs, or a results.csv); None if no source holds any."""
+  merged = {}
+  for source in map(pathlib.Path, sources):
+    if source.is_dir():
+      rows = sfm_ablation.collect(sfm_ablation.finished_runs(source))
+    elif source.is_file():
+      rows = sfm_ablation.read_results(source)
+    else:
+      print(f"{source}: not found; skipped")
+      continue
+    merged.update({(r["arm"], r["seed"], r["sigma"]): r for r in rows})
+  arm_order = {arm: k for k, arm in enumerate(ABLATION_ARMS)}
+  keys = sorted(merged, key=lambda key: (arm_order[key[0]], key[1], key[2]))
+  return [merged[key] for key in keys] or None
+
+
+def runs_line(rows: list[dict]) -> str:
+  """'Finished runs: a_plain seeds 0, 1, 2; …' of the per-run means."""
+  seeds = {}
+  for r in rows:
+    seeds.setdefault(r["arm"], set()).add(r["seed"])
+  return "Finished runs: " + "; ".join(f"{arm} seeds {', '.join(map(str, sorted(s)))}"
+                                       for arm, s in seeds.items()) + "."
+
+
+def ablation_means(rows, pub) -> str:
+  """PSNR and SSIM per arm and σ: mean ± std over the seeds (`sfm_ablation.markdown_table`)."""
+  return runs_line(rows) + "\n\n" + sfm_ablation.markdown_table(rows)
+
+
+def ablation_paired(rows, pub) -> str | None:
+  """Each arm's PSNR minus arm A's on the same seed, with 95% intervals."""
+  if "a_plain" not in {r["arm"] for r in rows}:
+    return None
+  return sfm_ablation.paired_table(rows)
+
+
+def ablation_gain(image: str) -> Callable:
+  """The block of the gain plot `image` (`sfm_ablation.plot_gain`)."""
+  def build(rows, pub) -> str | None:
+    if "a_plain" not in {r["arm"] for r in rows}:
+      return None
+    return (f"![each arm's PSNR minus arm A's, paired by seed](images/{image})\n\n"
+            + runs_line(rows))
+  return build
+
+
+def draw_gain(rows, path: pathlib.Path):
+  sfm_ablation.plot_gain(rows, path)
+
+
+def results_csv(rows) -> str:
+  """The per-run means as results.csv (`sfm_ablation.write_results`'s format)."""
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=sfm_ablation.RESULT_FIELDS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return out.getvalue()
+
+
+# The frequency picture: band errors (studies/sfm_bands.py), each model against its baseline.
+
+BAND_GROUPS = {"all bands": (0.0, 1.0), "D/R 0–0.3": (0.0, 0.3), "0.3–0.7": (0.3, 0.7),
+               "0.7–1 (masks' band)": sfm_bands.TARGETED_BAND}
+
+
+def band_rows(bands: pathlib.Path, group: str) -> list[dict] | None:
+  """The rows of BANDS/GROUP/bands.csv; None if it is missing."""
+  return sfm_bands.read_rows(bands / group / "bands.csv") or None
+
+
+def band_pairs(rows: list[dict]) -> list[tuple[str, str]]:
+  """(baseline, model) pairs: every ablation arm against arm A, or each label 'X SFM'
+  against 'X'."""
+  models = list(dict.fromkeys(r["model"] for r in rows))
+  if "a_plain" in models:
+    return [("a_plain", m) for m in models if m in ABLATION_ARMS and m != "a_plain"]
+  return [(m, f"{m} SFM") for m in models if f"{m} SFM" in models]
+
+
+def pair_name(baseline: str, model: str) -> str:
+  if baseline in ABLATION_ARMS:
+    return f"{model[0].upper()} − {baseline[0].upper()}"
+  return f"{model} − {baseline}"
+
+
+def band_leads(rows: list[dict], baseline: str, model: str) -> dict[str, dict]:
+  """{score: {σ: (mean, 95% half-width, seeds)}}: the model's lead over the baseline in dB
+  (the baseline's error over the model's), paired by seed, per band ("band0", …) and per
+  BAND_GROUPS entry."""
+  scores = [s for s in sfm_bands.band_scores(rows, BAND_GROUPS) if s["arm"] in (baseline, model)]
+  names = [k for k in scores[0] if k not in ("arm", "seed", "sigma")]
+  return {name: sfm_ablation.paired_differences(scores, baseline, name).get(model, {})
+          for name in names}
+
+
+def band_layout(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+  """(band_low, fraction) of the bands, in order, from the first run (model, seed, σ) of
+  `rows`."""
+  first = (rows[0]["model"], rows[0]["seed"], rows[0]["sigma"])
+  layout = sorted((r["band_low"], r["fraction"]) for r in rows
+                  if (r["model"], r["seed"], r["sigma"]) == first)
+  band_low, fraction = (np.array(column) for column in zip(*layout, strict=True))
+  return band_low, fraction
+
+
+def removed_shares(rows: list[dict], baseline: str, model: str, sigma: float) -> str:
+  """'a / b / c%': the shares of the MSE the model removes (against the baseline, seed means)
+  that lie in each band group (but the whole); '–' when it removes none in all."""
+  mean = sfm_bands.mean_over_seeds(rows)
+  band_low, fraction = band_layout([r for r in rows if r["model"] == baseline
+                                    and r["sigma"] == sigma])
+  removed = fraction * (mean[baseline][sigma] - mean[model][sigma])
+  if removed.sum() <= 0:
+    return "–"
+  shares = [100 * removed[sfm_bands.in_band(band_low, band)].sum() / removed.sum()
+            for band in list(BAND_GROUPS.values())[1:]]
+  return " / ".join(f"{share:.0f}" for share in shares) + "%"
+
+
+def _lead_cell(lead: tuple[float, float, int] | None, seeded: bool) -> str:
+  if lead is None:
+    return "–"
+  mean, half, n = lead
+  if not seeded:
+    return f"{mean:+.2f}"
+  return f"{mean:+.2f} ± {half:.2f} ({n})" if n > 1 else f"{mean:+.2f} ({n})"
+
+
+def _peak_cell(leads: dict[str, dict], sigma: float) -> str:
+  """The band of the largest lead (mean over seeds) and the lead."""
+  bands = [(leads[f"band{k}"][sigma][0], k) for k in range(sfm_bands.NUM_BINS)
+           if sigma in leads.get(f"band{k}", {})]
+  best, k = max(bands)
+  width = 1 / sfm_bands.NUM_BINS
+  return f"{best:+.1f} at {k * width:.2f}–{(k + 1) * width:.2f}"
+
+
+def coefficient_shares(rows: list[dict]) -> str:
+  """'Share of an image's DCT coefficients: …' per BAND_GROUPS entry (but the whole)."""
+  band_low, fraction = band_layout(rows)
+  shares = [f"{name} {100 * fraction[sfm_bands.in_band(band_low, band)].sum():.0f}%"
+            for name, band in list(BAND_GROUPS.items())[1:]]
+  return "Share of an image's DCT coefficients: " + ", ".join(shares) + "."
+
+
+def bands_table(rows: list[dict]) -> str:
+  """Per model against its baseline and per σ: the lead in dB over all bands and per band
+  group, the shares of the removed MSE per band group, and the band of the largest lead."""
+  seeded = any(r["seed"] is not None for r in rows)
+  unit = "dB, mean ± 95% half-width (seeds)" if seeded else "dB"
+  lines = [f"| lead ({unit}) | σ | " + " | ".join(BAND_GROUPS) +
+           " | MSE removed in 0–0.3 / 0.3–0.7 / 0.7–1 | largest lead per band (dB, at D/R) |",
+           "|---|---|" + "---|" * len(BAND_GROUPS) + "---|---|"]
+  for baseline, model in band_pairs(rows):
+    leads = band_leads(rows, baseline, model)
+    for sigma in sorted(leads["all bands"]):
+      cells = [_lead_cell(leads[g].get(sigma), seeded) for g in BAND_GROUPS]
+      cells += [removed_shares(rows, baseline, model, sigma), _peak_cell(leads, sigma)]
+      lines.append(f"| {pair_name(baseline, model)} | {sigma:g} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def bands_block(group: str, image: str) -> Callable:
+  """The block of one band group: its figure, the lead table, the coefficients' shares."""
+  def build(bands, pub) -> str | None:
+    rows = band_rows(bands, group)
+    if rows is None or not band_pairs(rows):
+      return None
+    images = sorted({r["images"] for r in rows})
+    return (f"![error per DCT band and lead per band](images/{image})\n\n{bands_table(rows)}\n\n"
+            f"{coefficient_shares(rows)} Test images: {', '.join(map(str, images))}. "
+            f"{runs_of_bands(rows)}")
+  return build
+
+
+def runs_of_bands(rows: list[dict]) -> str:
+  """'Models: …' with their seeds, of bands.csv rows."""
+  seeds = {}
+  for r in rows:
+    seeds.setdefault(r["model"], set()).add(r["seed"])
+  return "Models: " + "; ".join(
+      name if s == {None} else f"{name} seeds {', '.join(map(str, sorted(s)))}"
+      for name, s in seeds.items()) + "."
+
+
+def draw_bands(group: str) -> Callable:
+  def draw(bands, path: pathlib.Path):
+    plot_bands(band_rows(bands, group), path)
+  return draw
+
+
+def plot_bands(rows: list[dict], path: pathlib.Path):
+  """Top: each model's error per band (mean over seeds); bottom: each model's lead per band
+  over its baseline (mean over seeds, 95% interval shaded), the masks' band shaded."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  results = sfm_bands.mean_over_seeds(rows)
+  sigmas = sorted(next(iter(results.values())))
+  fig, axes = plt.subplots(2, len(sigmas), figsize=(3.2 * len(sigmas), 6.4), squeeze=False)
+  sfm_bands.plot_errors(list(axes[0]), results, sigmas)
+  centres = (np.arange(sfm_bands.NUM_BINS) + 0.5) / sfm_bands.NUM_BINS
+  for baseline, model in band_pairs(rows):
+    leads = band_leads(rows, baseline, model)
+    for ax, sigma in zip(axes[1], sigmas, strict=True):
+      mean, half, _ = (np.array(v) for v in zip(*(leads[f"band{k}"][sigma]
+                                                  for k in range(sfm_bands.NUM_BINS)),
+                                                 strict=True))
+      colour = f"C{list(results).index(model)}"  # the model's colour in the top row
+      ax.plot(centres, mean, marker=".", color=colour, label=pair_name(baseline, model))
+      ax.fill_between(centres, mean - np.nan_to_num(half), mean + np.nan_to_num(half),
+                      color=colour, alpha=0.2)
+  for ax in axes[1]:
+    ax.axvspan(*sfm_bands.TARGETED_BAND, color="0.9", zorder=0)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set(xlabel="DCT band D/R")
+  axes[1][0].set_ylabel("lead over the baseline (dB)")
+  axes[1][0].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def bands_csv(group: str) -> Callable:
+  """The data file of one band group: its bands.csv as sfm_bands writes it."""
+  def build(bands) -> str | None:
+    path = bands / group / "bands.csv"
+    return path.read_text() if path.is_file() else None
+  return build
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+  """A marked block: its doc, the input it is built from, its builder ((input, published) ->
+  the block's text, or None when the input lacks its runs) and, for a block that shows
+  docs/images/IMAGE, the function that draws it ((input, path) -> None)."""
+  doc: str
+  source: str
+  build: Callable
+  image: str | None = None
+  draw: Callable | None = None
+
+
+BLOCKS = {
+    "sfm_bsd68": Block("model_zoo.md", "zoo", sfm_bsd68),
+    "n2n_bsd68": Block("reproduction.md", "zoo", n2n_bsd68),
+    "ffdnet": Block("reproduction.md", "zoo", ffdnet),
+    "fmd_release": Block("reproduction.md", "zoo", fmd_release),
+    "ssim_window": Block("reproduction.md", "zoo", ssim_window),
+    "bicubic": Block("reproduction.md", "bicubic", bicubic),
+    "sfm_ablation_means": Block("sfm_ablation.md", "ablation", ablation_means),
+    "sfm_ablation_paired": Block("sfm_ablation.md", "ablation", ablation_paired),
+    "sfm_ablation_gain": Block("sfm_ablation.md", "ablation",
+                               ablation_gain("sfm_ablation_gain.png"),
+                               "sfm_ablation_gain.png", draw_gain),
+    "sfm_ablation_paper_means": Block("sfm_ablation.md", "ablation_paper", ablation_means),
+    "sfm_ablation_paper_paired": Block("sfm_ablation.md", "ablation_paper", ablation_paired),
+    "sfm_ablation_paper_gain": Block("sfm_ablation.md", "ablation_paper",
+                                     ablation_gain("sfm_ablation_paper_gain.png"),
+                                     "sfm_ablation_paper_gain.png", draw_gain),
+    **{f"sfm_bands_{group}": Block("sfm_ablation.md", "bands",
+                                   bands_block(group, f"sfm_bands_{group}.png"),
+                                   f"sfm_bands_{group}.png", draw_bands(group))
+       for group in ("released", "ablation", "ablation_paper")},
+}
+# Data files beside the docs: {file name: (input, builder (input) -> its text or None)}.
+DATA_FILES = {
+    "sfm_ablation_results.csv": ("ablation", results_csv),
+    "sfm_ablation_paper_results.csv": ("ablation_paper", results_csv),
+    **{f"sfm_bands_{group}.csv": ("bands", bands_csv(group))
+       for group in ("released", "ablation", "ablation_paper")},
+}
+HINTS = {
+    "zoo": "python studies/zoo_eval.py --data ../shared/data --out runs/zoo",
+    "bicubic": "the eval.py --task sr --bicubic loop in docs/reproduction.md",
+    "bands": "the studies/sfm_bands.py commands in docs/sfm_ablation.md",
+    "ablation": "python studies/sfm_ablation.py --out runs/sfm_ablation …",
+    "ablation_paper": "python studies/sfm_ablation.py --regime paper "
+                      "--out runs/sfm_ablation_paper …",
+}
 _BLOCK = "<!-- table: {} -->\n(.*?)<!-- end table -->"
 
 
-def render(zoo: pathlib.Path) -> dict[str, str]:
-  """{doc file name: its new text}, with every table whose runs exist regenerated."""
+def render_blocks(inputs: dict, docs: pathlib.Path = DOCS) -> tuple[dict[str, str], list[str]]:
+  """({doc file name: its new text}, the names of the blocks regenerated): every block whose
+  input holds its runs is rewritten, the others are left as they are (with a note)."""
   pub = published()
-  texts = {}
-  for table, (doc, build) in TABLES.items():
-    text = texts.get(doc) or (DOCS / doc).read_text()
-    pattern = re.compile(_BLOCK.format(re.escape(table)), re.S)
+  texts, built = {}, []
+  for name, block in BLOCKS.items():
+    text = texts.get(block.doc) or (docs / block.doc).read_text()
+    pattern = re.compile(_BLOCK.format(re.escape(name)), re.S)
     if not pattern.search(text):
-      raise SystemExit(f"error: docs/{doc} has no `<!-- table: {table} -->` block.")
-    body = build(zoo, pub)
+      raise SystemExit(f"error: docs/{block.doc} has no `<!-- table: {name} -->` block "
+                       "(… `<!-- end table -->`); add it where the table belongs.")
+    source = inputs.get(block.source)
+    body = None if source is None else block.build(source, pub)
     if body is None:
-      print(f"{table}: no runs under {zoo} (python studies/zoo_eval.py); left as it is")
+      print(f"{name}: no runs from --{block.source} ({HINTS[block.source]}); left as it is")
     else:
-      block = f"<!-- table: {table} -->\n{body.strip()}\n<!-- end table -->"
-      text = pattern.sub(lambda _, block=block: block, text)
-    texts[doc] = text
+      new = f"<!-- table: {name} -->\n{body.strip()}\n<!-- end table -->"
+      text = pattern.sub(lambda _, new=new: new, text)
+      built.append(name)
+    texts[block.doc] = text
+  return texts, built
+
+
+def render(zoo: pathlib.Path | None, docs: pathlib.Path = DOCS, **inputs) -> dict[str, str]:
+  """{doc file name: its new text} from the zoo folder and the other inputs (bicubic, bands:
+  folders; ablation, ablation_paper: per-run means, `ablation_rows`)."""
+  return render_blocks({"zoo": zoo, **inputs}, docs)[0]
+
+
+def data_files(inputs: dict) -> dict[str, str]:
+  """{data file name beside the docs: its new text} of the inputs that hold runs."""
+  texts = {}
+  for name, (source, build) in DATA_FILES.items():
+    text = None if inputs.get(source) is None else build(inputs[source])
+    if text is not None:
+      texts[name] = text
   return texts
 
 
-def main(argv=None) -> int:
+def load_inputs(args) -> dict:
+  """The inputs of the blocks from the command line: folders, or None where missing."""
+  folder = lambda path: pathlib.Path(path) if path and pathlib.Path(path).is_dir() else None  # noqa: E731
+  return {"zoo": folder(args.zoo), "bicubic": folder(args.bicubic), "bands": folder(args.bands),
+          "ablation": ablation_rows(args.ablation),
+          "ablation_paper": ablation_rows(args.ablation_paper)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--zoo", default="runs/zoo", help="studies/zoo_eval.py's output folder.")
+  parser.add_argument("--bicubic", default="runs/bicubic", help="eval.py --bicubic outputs.")
+  parser.add_argument("--bands", default="runs/sfm_bands", help="studies/sfm_bands.py outputs.")
+  parser.add_argument("--ablation", nargs="*", help="σ ≤ 25 ablation: study folders or "
+                      "results.csv files (default: docs/sfm_ablation_results.csv, then "
+                      "runs/sfm_ablation).",
+                      default=[str(DOCS / "sfm_ablation_results.csv"), "runs/sfm_ablation"])
+  parser.add_argument("--ablation_paper", nargs="*", help="σ ∈ [0, 55] ablation: the same "
+                      "(default: docs/sfm_ablation_paper_results.csv, then "
+                      "runs/sfm_ablation_paper).",
+                      default=[str(DOCS / "sfm_ablation_paper_results.csv"),
+                               "runs/sfm_ablation_paper"])
+  parser.add_argument("--docs", default=str(DOCS), help="The docs folder to rewrite.")
   parser.add_argument("--check", action="store_true", help="Only say which docs are stale.")
-  args = parser.parse_args(argv)
-  stale = []
-  for doc, text in render(pathlib.Path(args.zoo)).items():
-    if (DOCS / doc).read_text() != text:
-      stale.append(doc)
-      if not args.check:
-        (DOCS / doc).write_text(text)
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  docs, inputs = pathlib.Path(args.docs), load_inputs(args)
+  texts, built = render_blocks(inputs, docs)
+  texts.update(data_files(inputs))
+  stale = [name for name, text in texts.items()
+           if not (docs / name).is_file() or (docs / name).read_text() != text]
+  if not args.check:
+    for name in stale:
+      (docs / name).write_text(texts[name])
+    for name in built:
+      if BLOCKS[name].draw:
+        BLOCKS[name].draw(inputs[BLOCKS[name].source], docs / "images" / BLOCKS[name].image)
   verb = "out of date" if args.check else "rewritten"
   print(f"{verb}: {', '.join(stale)}" if stale else "docs tables are up to date")
   return 1 if args.check and stale else 0

@@ -146,11 +146,27 @@ def plot_gain(rows: list[dict], path: pathlib.Path, baseline: str = "a_plain"):
   plt.close(fig)
 
 
-def write_report(rows: list[dict], out: pathlib.Path):
-  with open(out / "results.csv", "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=["arm", "seed", "sigma", "psnr", "ssim"])
+RESULT_FIELDS = ["arm", "seed", "sigma", "psnr", "ssim"]
+
+
+def write_results(rows: list[dict], path: pathlib.Path):
+  """results.csv: one line per (arm, seed, σ) with the run's test-set means."""
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=RESULT_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+
+
+def read_results(path: pathlib.Path) -> list[dict]:
+  """The rows of a results.csv written by `write_results`, typed as `collect` makes them."""
+  with open(path, newline="") as f:
+    return [{"arm": r["arm"], "seed": int(r["seed"]), "sigma": float(r["sigma"]),
+             "psnr": float(r["psnr"]), "ssim": float(r["ssim"])} for r in csv.DictReader(f)]
+
+
+def write_report(rows: list[dict], out: pathlib.Path):
+  """results.csv, table.md and (with arm A among the rows) psnr_gain.png in the study folder."""
+  write_results(rows, out / "results.csv")
   paired = paired_table(rows) + "\n" if "a_plain" in {r["arm"] for r in rows} else ""
   (out / "table.md").write_text(paired + markdown_table(rows))
   if "a_plain" in {r["arm"] for r in rows}:

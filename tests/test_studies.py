@@ -168,3 +168,101 @@ def test_docs_tables_put_the_published_values_beside_ours(tmp_path):
   unchanged = (ROOT / "docs" / "model_zoo.md").read_text()
   assert texts["model_zoo.md"] == unchanged  # sfm_bsd68 has no runs under tmp_path
   assert len(published["fmd"]["sfm:n2s_fmd_sfm"]) >= 60  # 12 groups + test_mix × 5 levels
+
+
+def _ablation_run(study, arm, seed, per_sigma):
+  """A finished run of the ablation study: STUDY/ARM/seedS/eval/summary.json."""
+  folder = study / arm / f"seed{seed}" / "eval"
+  folder.mkdir(parents=True)
+  summary = {"per_sigma": {f"{s:g}": {"psnr": p, "ssim": p / 100} for s, p in per_sigma.items()}}
+  (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def _docs_copy(tmp_path):
+  """A copy of docs/ to rewrite (docs_tables --docs)."""
+  import shutil
+
+  return pathlib.Path(shutil.copytree(ROOT / "docs", tmp_path / "docs"))
+
+
+def _block(text, name):
+  return text.split(f"<!-- table: {name} -->\n")[1].split("<!-- end table -->")[0]
+
+
+def test_docs_tables_regenerate_the_ablation_blocks_from_a_runs_folder(tmp_path):
+  """Fake runs of arms A and C (C has one seed more, which pairs with nothing): the paired
+  block holds C − A by seed with its t half-width, the means block the seed counts; the CSV
+  beside the docs and the gain plot are written; the paper regime's blocks, without runs, keep
+  their text; a second pass finds nothing stale."""
+  psnr = {("a_plain", 0): 20.0, ("a_plain", 1): 21.0, ("a_plain", 2): 19.5,
+          ("c_sfm_zero", 0): 21.0, ("c_sfm_zero", 1): 22.5, ("c_sfm_zero", 2): 20.1,
+          ("c_sfm_zero", 3): 30.0}
+  for (arm, seed), value in psnr.items():
+    _ablation_run(tmp_path / "study", arm, seed, {15.0: value + 10, 50.0: value})
+  docs = _docs_copy(tmp_path)
+  before = (docs / "sfm_ablation.md").read_text()
+  missing = str(tmp_path / "missing")
+  args = ["--docs", str(docs), "--zoo", missing, "--bicubic", missing, "--bands", missing,
+          "--ablation", str(tmp_path / "study"), "--ablation_paper", missing]
+  assert docs_tables.main(args) == 0
+  text = (docs / "sfm_ablation.md").read_text()
+  diffs = [psnr["c_sfm_zero", s] - psnr["a_plain", s] for s in range(3)]  # 1.0, 1.5, 0.6
+  half = 4.3026527 * np.std(diffs, ddof=1) / np.sqrt(3)  # t(0.975, 2 dof) · s / √3
+  paired = _block(text, "sfm_ablation_paired")
+  assert f"| C: {ABLATION_ARMS['c_sfm_zero']} |" in paired
+  assert f"| +{np.mean(diffs):.2f} ± {half:.2f} (3) |" in paired  # σ = 50: +1.03 ± 1.12 (3)
+  means = _block(text, "sfm_ablation_means")
+  assert f"| c_sfm_zero: {ABLATION_ARMS['c_sfm_zero']} | 4 |" in means
+  assert "c_sfm_zero seeds 0, 1, 2, 3" in means
+  for name in ("sfm_ablation_paper_means", "sfm_ablation_paper_paired", "sfm_bands_released"):
+    assert _block(text, name) == _block(before, name)
+  rows = sfm_ablation.read_results(docs / "sfm_ablation_results.csv")
+  assert len(rows) == 2 * len(psnr) and {r["seed"] for r in rows} == {0, 1, 2, 3}
+  assert (docs / "images" / "sfm_ablation_gain.png").stat().st_size > 10_000
+  assert docs_tables.main([*args, "--check"]) == 0
+
+
+def test_docs_tables_merge_the_ablation_sources_in_order(tmp_path):
+  """A runs folder's run replaces the CSV's for the same arm, seed and σ; the CSV's other runs
+  stay; a missing source is skipped."""
+  kept = {"arm": "a_plain", "seed": 0, "sigma": 50.0, "psnr": 20.0, "ssim": 0.5}
+  replaced = {**kept, "seed": 1, "psnr": 1.0}
+  sfm_ablation.write_results([kept, replaced], tmp_path / "results.csv")
+  _ablation_run(tmp_path / "study", "a_plain", 1, {50.0: 21.0})
+  rows = docs_tables.ablation_rows([str(tmp_path / "results.csv"), str(tmp_path / "study"),
+                                    str(tmp_path / "missing")])
+  assert [(r["seed"], r["psnr"]) for r in rows] == [(0, 20.0), (1, 21.0)]
+  assert docs_tables.ablation_rows([str(tmp_path / "missing")]) is None
+
+
+def test_docs_tables_band_block_gives_the_lead_per_band_group(tmp_path):
+  """A model that errs half as much as its regular twin in the masks' band (a quarter in
+  0.85–0.90) and the same elsewhere: the lead is 10·log10 of the error ratios, weighted by the
+  bands' coefficient shares, and all the MSE it removes lies in the masks' band."""
+  fraction = np.linspace(1, 3, sfm_bands.NUM_BINS)
+  fraction /= fraction.sum()
+  regular = np.full(sfm_bands.NUM_BINS, 1e-3)
+  sfm = regular.copy()
+  sfm[14:] /= 2  # D/R 0.70–1.0
+  sfm[17] = regular[17] / 4  # 0.85–0.90
+  rows = [*sfm_bands.rows_of("M", None, {50.0: regular}, fraction, 68),
+          *sfm_bands.rows_of("M SFM", None, {50.0: sfm}, fraction, 68)]
+  (tmp_path / "bands" / "released").mkdir(parents=True)
+  sfm_bands.write_rows(rows, tmp_path / "bands" / "released" / "bands.csv")
+  body = docs_tables.render(None, bands=tmp_path / "bands")["sfm_ablation.md"]
+  block = _block(body, "sfm_bands_released")
+  whole = 10 * np.log10(regular @ fraction / (sfm @ fraction))
+  masks = 10 * np.log10(regular[14:] @ fraction[14:] / (sfm[14:] @ fraction[14:]))
+  assert f"| M SFM − M | 50 | +{whole:.2f} | +0.00 | +0.00 | +{masks:.2f} | 0 / 0 / 100% |" in block
+  assert "+6.0 at 0.85–0.90 |" in block  # 10·log10(4)
+  assert f"0.7–1 (masks' band) {100 * fraction[14:].sum():.0f}%" in block
+  assert "](images/sfm_bands_released.png)" in block
+
+
+def test_docs_tables_name_a_missing_block(tmp_path):
+  """A doc without one of the marked blocks stops the script with the block's name."""
+  docs = _docs_copy(tmp_path)
+  text = (docs / "sfm_ablation.md").read_text()
+  (docs / "sfm_ablation.md").write_text(text.replace("<!-- table: sfm_ablation_paired -->", ""))
+  with pytest.raises(SystemExit, match="sfm_ablation.md has no `<!-- table: sfm_ablation_paired"):
+    docs_tables.render(None, docs=docs)
