@@ -14,9 +14,10 @@ The photo is scikit-image's camera (gray) or astronaut (colour) enlarged bicubic
 given Gaussian noise of σ = 25 (seeded), saved as an 8-bit PNG. The weights are the released
 DnCNN-B's `net.pth`, converted once for sfm-jax.
 
-  python benchmarks/restore.py --pth ../shared/weights/sfm_denoising/gray_DnCNN_55_SFMm0_0.00_Noise0_GT0/net.pth
-  python benchmarks/restore.py --pth ... --size 4000x3000 --colour --no_reference
-  python benchmarks/restore.py --pth ... --size 6000x4000 --no_reference
+  P=../shared/weights/sfm_denoising/gray_DnCNN_55_SFMm0_0.00_Noise0_GT0/net.pth
+  python benchmarks/restore.py --pth $P
+  python benchmarks/restore.py --pth $P --size 4000x3000 --colour --no_reference
+  python benchmarks/restore.py --pth $P --size 6000x4000 --no_reference
 """
 
 from __future__ import annotations

@@ -9,16 +9,17 @@
 need nothing; FFDNet and the DCT denoiser take --sigma, or estimate it from each image (Liu,
 Tanaka, Okutomi 2013: weak-texture patches; sfm_jax.noise_estimation). Super-resolvers: the
 scale comes from the weights file. A gray model on a colour image is applied to R, G, B as one
-batch (--color per_channel, the default) or to the luma Y alone, Cb and Cr kept (--color luma; for SR
-they are upscaled bicubic); a colour model on a gray image sees it as R = G = B.
+batch (--color per_channel, the default) or to the luma Y alone, Cb and Cr kept (--color luma;
+for SR they are upscaled bicubic); a colour model on a gray image sees it as R = G = B.
 
 Images are read as training and evaluation read them (sfm_jax.data.photos: every PIL mode;
 multi-page files are refused by name; --max_image_pixels raises PIL's ~179 MP limit). Outputs
 keep the input's size (times the scale), gray/colour mode, alpha channel (passed through; for SR
 upscaled bicubic), bit depth (8 or 16) and ICC profile, are stood upright by the EXIF
-orientation, and are written as OUT/<name>.png (--format tiff: .tif). An input is never overwritten; an existing
-output is kept unless --overwrite. An image whose activations do not fit half the available
-memory (the model's bytes per pixel, from XLA's memory analysis) is processed in the largest
+orientation, and are written as OUT/<name>.png (--format tiff: .tif). An input is never
+overwritten; an existing output is kept unless --overwrite. An image whose activations do not
+fit half the available memory (the model's bytes per pixel, from XLA's memory analysis) or
+2 GiB per call is processed in the largest
 tiles that do (--tile N forces tiles of N input pixels), each with the model's receptive field
 as context (from its card: DnCNN-B 17 pixels, MemNet 74, the U-Net 158) and aligned to its
 size multiple, so tiles give the whole-image output (within float rounding; RIDNet's and

@@ -403,7 +403,9 @@ def test_the_disk_full_noise_filter_drops_only_that_noise(monkeypatch):
     unraisable(RuntimeError("Event loop is closed"))
     unraisable(RuntimeError("something else"))
     assert seen == ["something else"]
-    record = lambda message: logging.LogRecord("absl", logging.ERROR, "f", 1, message, (), None)
+    def record(message):
+      return logging.LogRecord("absl", logging.ERROR, "f", 1, message, (), None)
+
     assert not noise.filter(record("Failed to write: No space left on device"))
     assert noise.filter(record("another failure"))
   finally:

@@ -34,7 +34,10 @@ def _write(folder, mode, rng):
   alpha (or None) a correct reader gives, computed with PIL or numpy)."""
   rgb = _rgb(rng)
   gray16 = rng.integers(0, 65536, rgb.shape[:2]).astype(np.uint16)
-  to8 = lambda values, peak: np.round(values.astype(np.float64) * 255 / peak).astype(np.uint8)
+
+  def to8(values, peak):
+    return np.round(values.astype(np.float64) * 255 / peak).astype(np.uint8)
+
   if mode == "1":
     bits = rgb[..., 0] > 127
     image, colour, alpha = Image.fromarray(bits), np.where(bits, 255, 0), None

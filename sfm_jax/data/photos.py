@@ -143,8 +143,6 @@ def _read_tiff(path: pathlib.Path, max_pixels: int | None) -> _Stored | None:
 
 
 def _read_pil(path: pathlib.Path, max_pixels: int | None) -> _Stored:
-  from PIL import Image
-
   with _open_unchecked(path) as image:
     _check_size(path, image.size, max_pixels)
     if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":

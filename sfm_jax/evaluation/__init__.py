@@ -52,5 +52,5 @@ def check_image_sizes(images: list, min_side: int, source: str) -> None:
                     f"remove or replace {them}.")
 
 
-__all__ = ["EVALUATORS", "check_image_sizes", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator",
-           "KernelEvaluator", "SREvaluator", "make_evaluator"]
+__all__ = ["EVALUATORS", "DenoiseEvaluator", "FCAEvaluator", "FMDEvaluator", "IKCEvaluator",
+           "KernelEvaluator", "SREvaluator", "check_image_sizes", "make_evaluator"]
