@@ -12,13 +12,13 @@ import sys
 
 import grain
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from sfm_jax.checks import config_differences
 from sfm_jax.errors import CheckpointError, ConfigError
 from sfm_jax.models import PLAIN, Compute, get_model
+from sfm_jax.train.hosts import max_over_processes
 from sfm_jax.weights import load_state_into, write_atomically
 
 
@@ -60,7 +60,7 @@ class Checkpoints:
     size = (_folder_bytes(self.directory / str(latest)) if latest is not None else
             sum(leaf.nbytes for leaf in jax.tree.leaves(tree) if hasattr(leaf, "nbytes")))
     needed, free = int(size * 1.1) + 2**20, shutil.disk_usage(self.directory).free
-    if _on_any_process(free < needed):  # every process stops, or none does
+    if max_over_processes(free < needed):  # every process stops, or none does
       raise CheckpointError(self._full_message(
           f"{free / 2**20:.1f} MiB free where a checkpoint needs about {needed / 2**20:.1f} MiB"
           if free < needed else "on another process"))
@@ -180,15 +180,6 @@ class _DiskFullNoise(logging.Filter):
     error = unraisable.exc_value
     if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
       self._previous_hook(unraisable)
-
-
-def _on_any_process(flag: bool) -> bool:
-  """Whether `flag` holds on any process (every process must call this)."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils
-
-  return bool(multihost_utils.process_allgather(np.int32(flag)).max())
 
 
 def _disk_full(error: BaseException) -> bool:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 
-import jax
-import numpy as np
+from sfm_jax.train.hosts import max_over_processes
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number
 
@@ -69,10 +68,4 @@ class StopRequests:
   def agreed(self) -> int | None:
     """The signal that stops every process at this step, or None: under several processes,
     any one's request stops them all (every process must call this at every step)."""
-    if jax.process_count() == 1:
-      return self.signum
-    from jax.experimental import multihost_utils
-
-    mine = np.int32(self.signum or 0)
-    signals = np.asarray(multihost_utils.process_allgather(mine))
-    return int(signals.max()) or None
+    return max_over_processes(self.signum or 0) or None
