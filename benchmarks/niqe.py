@@ -6,12 +6,16 @@ scikit-image's photos with both implementations and prints each pair, their diff
 seconds per megapixel of each (median of --repeats runs). BasicSR's metric files need
 `pip install --no-deps basicsr-fixed==1.4.2 opencv-python-headless` and torch.
 
-  python benchmarks/niqe.py [--set14 ../shared/data/CSet14] [--repeats 3]
+  python benchmarks/niqe.py [--set14 ../shared/data/CSet14] [--repeats 3] [--out runs/niqe]
+
+With --out, also writes OUT/niqe.csv (one row per image) and OUT/machine.txt, from which
+`studies/docs_tables.py --niqe OUT` regenerates the table of docs/reproduction.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import pathlib
 import sys
 import time
@@ -49,25 +53,43 @@ def main():
   parser.add_argument("--set14", default=str(ROOT.parent / "shared" / "data" / "CSet14"),
                       help="Folder of the colour Set14 PNGs (skipped where absent).")
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--out", help="Folder for niqe.csv and machine.txt (optional).")
   args = parser.parse_args()
   sys.path.insert(0, str(ROOT / "tests"))
   from reference_niqe import basicsr_niqe
 
   reference = basicsr_niqe()
-  print(f"machine: {cpu_model()}; numpy {np.__version__}")
+  machine = f"machine: {cpu_model()}; numpy {np.__version__}; {args.repeats} repeat(s)"
+  print(machine)
   print("| image | size | sfm-jax | BasicSR | |difference| | s/MP sfm-jax | s/MP BasicSR |")
   print("|---|---|---|---|---|---|---|")
-  ours_rate, theirs_rate = [], []
+  rows = []
   for name, image in images(pathlib.Path(args.set14)).items():
     megapixels = image.shape[0] * image.shape[1] / 1e6
-    ours, theirs = niqe(image), reference(image)
-    ours_rate.append(seconds(niqe, image, args.repeats) / megapixels)
-    theirs_rate.append(seconds(reference, image, args.repeats) / megapixels)
-    print(f"| {name} | {image.shape[1]}×{image.shape[0]} | {ours:.4f} | {theirs:.4f} | "
-          f"{abs(ours - theirs):.4f} | {ours_rate[-1]:.2f} | {theirs_rate[-1]:.2f} |")
-  ours_rate, theirs_rate = np.median(ours_rate), np.median(theirs_rate)
+    row = {"image": name, "width": image.shape[1], "height": image.shape[0],
+           "sfm_jax": niqe(image), "basicsr": reference(image),
+           "s_per_mp_sfm_jax": seconds(niqe, image, args.repeats) / megapixels,
+           "s_per_mp_basicsr": seconds(reference, image, args.repeats) / megapixels}
+    rows.append(row)
+    print(f"| {name} | {row['width']}×{row['height']} | {row['sfm_jax']:.4f} | "
+          f"{row['basicsr']:.4f} | {abs(row['sfm_jax'] - row['basicsr']):.4f} | "
+          f"{row['s_per_mp_sfm_jax']:.2f} | {row['s_per_mp_basicsr']:.2f} |")
+  ours_rate, theirs_rate = (np.median([r[k] for r in rows])
+                            for k in ("s_per_mp_sfm_jax", "s_per_mp_basicsr"))
   print(f"median seconds per megapixel: sfm-jax {ours_rate:.2f}, BasicSR {theirs_rate:.2f} "
         f"(ratio {ours_rate / theirs_rate:.2f})")
+  if args.out:
+    write_results(pathlib.Path(args.out), rows, machine)
+
+
+def write_results(out: pathlib.Path, rows: list[dict], machine: str):
+  """OUT/niqe.csv (the printed rows) and OUT/machine.txt (the machine line)."""
+  out.mkdir(parents=True, exist_ok=True)
+  with open(out / "niqe.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  (out / "machine.txt").write_text(machine.removeprefix("machine: ") + "\n")
 
 
 if __name__ == "__main__":

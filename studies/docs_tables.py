@@ -2,6 +2,7 @@
 numbers.
 
   python studies/docs_tables.py --zoo runs/zoo --bicubic runs/bicubic --bands runs/sfm_bands \
+      --niqe runs/niqe --sr_hole runs/sr_hole \
       --ablation docs/sfm_ablation_results.csv runs/sfm_ablation \
       --ablation_paper docs/sfm_ablation_paper_results.csv runs/sfm_ablation_paper
   python studies/docs_tables.py ... --check    # exit 1 if a table or data file is out of date
@@ -14,6 +15,8 @@ a missing one leaves its blocks as they are, with a note on what to run:
   --zoo DIR            studies/zoo_eval.py's output (DIR/NAME/DATASET/summary.json), shown
                        beside docs/published.csv (which gives the source of every published value)
   --bicubic DIR        eval.py --task sr --bicubic outputs, DIR/DATASET-xSCALE/summary.json
+  --niqe DIR           benchmarks/niqe.py --out DIR: NIQE against BasicSR, values and speed
+  --sr_hole DIR        studies/sr_hole.py's folder: the SR kernel sweep and the "hole" spectra
   --bands DIR          studies/sfm_bands.py's outputs: DIR/released, DIR/ablation (σ ≤ 25 arms)
                        and DIR/ablation_paper (σ ∈ [0, 55] arms), each holding its bands.csv
   --ablation SRC...    the ablation study trained on σ ≤ 25 (studies/sfm_ablation.py): study
@@ -35,12 +38,14 @@ import io
 import json
 import pathlib
 import re
+import shutil
 import sys
 from collections.abc import Callable
 
 import numpy as np
 import sfm_ablation
 import sfm_bands
+import sr_hole
 
 from sfm_jax.config_base import ABLATION_ARMS
 
@@ -183,30 +188,89 @@ def ssim_window(zoo, pub) -> str | None:
 
 def bicubic(folder, pub) -> str | None:
   """Bicubic upscaling on Set5 and Set14 (Y PSNR/SSIM, border = scale): ours, from
-  FOLDER/DATASET-xSCALE/summary.json, beside the SR literature's bicubic rows."""
+  FOLDER/DATASET-xSCALE/summary.json, beside the SR literature's bicubic rows; then our NIQE
+  of bicubic where the runs scored it."""
   scales = (2, 3, 4)
   paths = {(d, s): folder / f"{d}-x{s}" / "summary.json" for d in ("Set5", "Set14") for s in scales}
   if not any(path.is_file() for path in paths.values()):
     return None
   lines = ["| dataset | " + " | ".join(f"×{s}" for s in scales) + " |",
            "|---" * (len(scales) + 1) + "|"]
+  niqe_rows = []
   for dataset in ("Set5", "Set14"):
-    ours_cells = []
-    for scale in scales:
-      path = paths[dataset, scale]
-      summary = json.loads(path.read_text()) if path.is_file() else None
-      ours_cells.append("–" if summary is None else
-                        f"{summary['bicubic_psnr']:.2f}/{summary['bicubic_ssim']:.4f}")
+    summaries = [json.loads(paths[dataset, s].read_text()) if paths[dataset, s].is_file()
+                 else {} for s in scales]
+    ours_cells = ["–" if not m else f"{m['bicubic_psnr']:.2f}/{m['bicubic_ssim']:.4f}"
+                  for m in summaries]
     theirs = pub["bicubic"][dataset]
     theirs_cells = ["/".join(f"{theirs[f'x{s}_{m}']:{fmt}}" for m, fmt in
                              (("psnr", ".2f"), ("ssim", ".4f")) if f"x{s}_{m}" in theirs)
                     for s in scales]
     lines.append(f"| {dataset}, ours | " + " | ".join(ours_cells) + " |")
     lines.append(f"| {dataset}, literature | " + " | ".join(theirs_cells) + " |")
-  return "\n".join(lines)
+    if any("bicubic_niqe" in m for m in summaries):
+      niqe_rows.append(f"| {dataset}, NIQE of bicubic | " + " | ".join(
+          f"{m['bicubic_niqe']:.3f}" if "bicubic_niqe" in m else "–" for m in summaries) + " |")
+  return "\n".join(lines + niqe_rows)
 
 
 # The ablation study: per-run means (arm, seed, sigma, psnr, ssim), from its folders or CSVs.
+
+def sr_comparison(summaries: dict[str, dict], trained: str = "1") -> str:
+  """One sentence of the SR study's sweep: each network's lead over bicubic on the training blur,
+  SFM − no SFM on it and off it, and the test blurs where bicubic beats both networks."""
+  plain, sfm = summaries["no_sfm"], summaries["sfm"]
+  leads = [arm[trained]["psnr"] - arm[trained]["bicubic_psnr"] for arm in (plain, sfm)]
+  off = [sfm[s]["psnr"] - plain[s]["psnr"] for s in plain if s != trained]
+  below = [s for s in plain
+           if plain[s]["bicubic_psnr"] > max(plain[s]["psnr"], sfm[s]["psnr"])]
+  return (f"On the training blur (σ = {trained}) no SFM / SFM lead bicubic by {leads[0]:.2f} / "
+          f"{leads[1]:.2f} dB (SFM − no SFM {leads[1] - leads[0]:+.2f} dB); at the other test "
+          f"blurs SFM − no SFM lies between {min(off):+.2f} and {max(off):+.2f} dB. Bicubic "
+          f"beats both networks at σ = {', '.join(below) or 'none of the test blurs'}.")
+
+
+def sr_sweep(folder, pub) -> str | None:
+  """The SR study's kernel sweep on Set14 (studies/sr_hole.py's folder): PSNR per test blur."""
+  summaries = sr_hole.read_summaries(folder)
+  if summaries is None:
+    return None
+  return f"{sr_hole.psnr_table(summaries, ssim=False)}\n{sr_comparison(summaries)}"
+
+
+def sr_spectra(folder, pub) -> str | None:
+  """The SR "hole" figure (the study's spectra.png) above its PSNR/SSIM per test blur."""
+  summaries = sr_hole.read_summaries(folder)
+  if summaries is None or not (folder / "spectra.png").is_file():
+    return None
+  return (f"{sr_hole.psnr_table(summaries)}\n![radial spectra](images/sr_hole_spectra.png)\n\n"
+          f"{sr_comparison(summaries)}")
+
+
+def copy_spectra(folder, path: pathlib.Path):
+  shutil.copyfile(folder / "spectra.png", path)
+
+
+def niqe_table(folder, pub) -> str | None:
+  """benchmarks/niqe.py --out FOLDER's printout: values, differences and speed of both."""
+  path = folder / "niqe.csv"
+  if not path.is_file():
+    return None
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  lines = ["| image | sfm-jax | BasicSR | \\|difference\\| | s/MP sfm-jax | s/MP BasicSR |",
+           "|---|---|---|---|---|---|"]
+  for r in rows:
+    ours_value, theirs = float(r["sfm_jax"]), float(r["basicsr"])
+    lines.append(f"| {r['image']} | {ours_value:.4f} | {theirs:.4f} | "
+                 f"{abs(ours_value - theirs):.4f} | {float(r['s_per_mp_sfm_jax']):.2f} | "
+                 f"{float(r['s_per_mp_basicsr']):.2f} |")
+  rates = [np.median([float(r[k]) for r in rows]) for k in ("s_per_mp_sfm_jax", "s_per_mp_basicsr")]
+  machine = (folder / "machine.txt").read_text().strip()
+  return "\n".join([*lines, "", f"Median over the {len(rows)} images: {rates[0]:.2f} s per "
+                     f"megapixel for sfm-jax, {rates[1]:.2f} for BasicSR (ratio "
+                     f"{rates[0] / rates[1]:.2f}). Machine: {machine}."])
+
 
 def ablation_rows(sources: list[str]) -> list[dict] | None:
   """The per-run means of the ablation's sources, merged in order (a study folder's finished
@@ -463,6 +527,10 @@ BLOCKS = {
     "fmd_release": Block("reproduction.md", "zoo", fmd_release),
     "ssim_window": Block("reproduction.md", "zoo", ssim_window),
     "bicubic": Block("reproduction.md", "bicubic", bicubic),
+    "niqe": Block("reproduction.md", "niqe", niqe_table),
+    "sr_sweep": Block("reproduction.md", "sr_hole", sr_sweep),
+    "sr_hole": Block("sfm_ablation.md", "sr_hole", sr_spectra, "sr_hole_spectra.png",
+                     copy_spectra),
     "sfm_ablation_means": Block("sfm_ablation.md", "ablation", ablation_means),
     "sfm_ablation_paired": Block("sfm_ablation.md", "ablation", ablation_paired),
     "sfm_ablation_gain": Block("sfm_ablation.md", "ablation",
@@ -489,6 +557,8 @@ HINTS = {
     "zoo": "python studies/zoo_eval.py --data ../shared/data --out runs/zoo",
     "bicubic": "the eval.py --task sr --bicubic loop in docs/reproduction.md",
     "bands": "the studies/sfm_bands.py commands in docs/sfm_ablation.md",
+    "niqe": "python benchmarks/niqe.py --out runs/niqe",
+    "sr_hole": "python studies/sr_hole.py --out runs/sr_hole …",
     "ablation": "python studies/sfm_ablation.py --out runs/sfm_ablation …",
     "ablation_paper": "python studies/sfm_ablation.py --regime paper "
                       "--out runs/sfm_ablation_paper …",
@@ -539,6 +609,7 @@ def load_inputs(args) -> dict:
   """The inputs of the blocks from the command line: folders, or None where missing."""
   folder = lambda path: pathlib.Path(path) if path and pathlib.Path(path).is_dir() else None  # noqa: E731
   return {"zoo": folder(args.zoo), "bicubic": folder(args.bicubic), "bands": folder(args.bands),
+          "niqe": folder(args.niqe), "sr_hole": folder(args.sr_hole),
           "ablation": ablation_rows(args.ablation),
           "ablation_paper": ablation_rows(args.ablation_paper)}
 
@@ -548,6 +619,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--zoo", default="runs/zoo", help="studies/zoo_eval.py's output folder.")
   parser.add_argument("--bicubic", default="runs/bicubic", help="eval.py --bicubic outputs.")
   parser.add_argument("--bands", default="runs/sfm_bands", help="studies/sfm_bands.py outputs.")
+  parser.add_argument("--niqe", default="runs/niqe", help="benchmarks/niqe.py --out folder.")
+  parser.add_argument("--sr_hole", default="runs/sr_hole", help="studies/sr_hole.py's folder.")
   parser.add_argument("--ablation", nargs="*", help="σ ≤ 25 ablation: study folders or "
                       "results.csv files (default: docs/sfm_ablation_results.csv, then "
                       "runs/sfm_ablation).",

@@ -5,11 +5,12 @@ leaves a band of frequencies missing when the test blur is wider; SFM is meant t
 
 Trains the small RRDBNet ×2 of configs/sr_sfm_study.py (gray, Gaussian blur σ = 1.0, 21×21,
 then MATLAB bicubic ↓2) without SFM and with SFM (central mode, rate 0.5), tests both with
-eval.py at the training blur and at wider ones, then averages over the test set the radial power
-spectra of the HR images, of the HR blurred with the wide test kernel (the LR before
-downsampling), and of both networks' outputs. Writes
+eval.py over a sweep of test blurs (narrower and wider than the training one), then averages
+over the test set the radial power spectra of the HR images, of the HR blurred with the wide
+test kernel (the LR before downsampling), and of both networks' outputs. Writes
 
   OUT/psnr.md           PSNR/SSIM per test blur σ: bicubic, no SFM, SFM
+  OUT/ARM/eval/         eval.py's output for each network (summary.json: means per blur σ)
   OUT/spectra.png       the four mean spectra on a log scale (the paper's figure)
   OUT/spectra.csv       frequency (cycles/pixel) and the four mean powers
 """
@@ -78,22 +79,33 @@ def plot(curves: dict, path: pathlib.Path, blur_sigma: float):
   plt.close(fig)
 
 
-def psnr_table(summaries: dict[str, dict]) -> str:
-  """Markdown: bicubic and each arm's PSNR/SSIM per test blur σ."""
+def psnr_table(summaries: dict[str, dict], ssim: bool = True) -> str:
+  """Markdown: bicubic and each arm's PSNR (/SSIM) per test blur σ, of {arm: eval.py's
+  "by_blur_sigma"}."""
   sigmas = sorted(next(iter(summaries.values())), key=float)
+  cell = lambda means, prefix: (f"{means[prefix + 'psnr']:.2f}/{means[prefix + 'ssim']:.4f}"  # noqa: E731
+                                if ssim else f"{means[prefix + 'psnr']:.2f}")
   lines = ["| test blur σ | " + " | ".join(sigmas) + " |", "|---|" + "---|" * len(sigmas)]
   first = next(iter(summaries.values()))
-  lines.append("| bicubic | " + " | ".join(
-      f"{first[s]['bicubic_psnr']:.2f}/{first[s]['bicubic_ssim']:.4f}" for s in sigmas) + " |")
+  lines.append("| bicubic | " + " | ".join(cell(first[s], "bicubic_") for s in sigmas) + " |")
   for arm, summary in summaries.items():
-    lines.append(f"| RRDB, {LABELS[arm]} | " + " | ".join(
-        f"{summary[s]['psnr']:.2f}/{summary[s]['ssim']:.4f}" for s in sigmas) + " |")
+    lines.append(f"| RRDB, {LABELS[arm]} | " + " | ".join(cell(summary[s], "") for s in sigmas)
+                 + " |")
   return "\n".join(lines) + "\n"
+
+
+def read_summaries(out: pathlib.Path) -> dict[str, dict] | None:
+  """{arm: eval.py's means per blur σ} of a finished study folder, None if an arm is missing."""
+  paths = {arm: out / arm / "eval" / "summary.json" for arm in ARMS}
+  if not all(path.is_file() for path in paths.values()):
+    return None
+  return {arm: json.loads(path.read_text())["by_blur_sigma"] for arm, path in paths.items()}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = study_parser(__doc__, "runs/sr_hole", "Set14")
-  parser.add_argument("--test_blurs", default="1.0,1.5,2.0,2.5", help="Test blur σs.")
+  parser.add_argument("--test_blurs", default="0,0.5,1,1.5,2,2.5,3",
+                      help="Test blur σs (the training blur is 1.0).")
   parser.add_argument("--wide_blur", type=float, default=2.0, help="Test blur σ of the spectra.")
   parser.add_argument("--override", action="append", default=[],
                       help="An extra config override for both training runs (repeatable).")

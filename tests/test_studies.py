@@ -266,3 +266,55 @@ def test_docs_tables_name_a_missing_block(tmp_path):
   (docs / "sfm_ablation.md").write_text(text.replace("<!-- table: sfm_ablation_paired -->", ""))
   with pytest.raises(SystemExit, match="sfm_ablation.md has no `<!-- table: sfm_ablation_paired"):
     docs_tables.render(None, docs=docs)
+
+
+def _sr_run(study, arm, psnr_by_blur, bicubic_by_blur):
+  """A finished arm of studies/sr_hole.py: STUDY/ARM/eval/summary.json (SSIM = PSNR / 40)."""
+  folder = study / arm / "eval"
+  folder.mkdir(parents=True)
+  by_blur = {f"{s:g}": {"psnr": p, "ssim": p / 40, "bicubic_psnr": bicubic_by_blur[s],
+                        "bicubic_ssim": bicubic_by_blur[s] / 40}
+             for s, p in psnr_by_blur.items()}
+  (folder / "summary.json").write_text(json.dumps({"by_blur_sigma": by_blur}))
+
+
+def test_docs_tables_regenerate_the_sr_sweep_and_hole_blocks(tmp_path):
+  """Two fake SR arms: the sweep block gives their PSNR and bicubic's per blur, and the
+  sentence the leads over bicubic on the training blur (σ = 1), SFM − no SFM off it and the
+  blurs where bicubic beats both; the hole block waits for the spectra figure, then copies it."""
+  bicubic = {0.0: 29.0, 1.0: 27.0, 2.0: 24.0}
+  _sr_run(tmp_path / "sr", "no_sfm", {0.0: 23.0, 1.0: 30.8, 2.0: 25.2}, bicubic)
+  _sr_run(tmp_path / "sr", "sfm", {0.0: 23.5, 1.0: 30.6, 2.0: 25.1}, bicubic)
+  texts = docs_tables.render(None, sr_hole=tmp_path / "sr")
+  sweep = _block(texts["reproduction.md"], "sr_sweep")
+  assert "| test blur σ | 0 | 1 | 2 |" in sweep
+  assert "| bicubic | 29.00 | 27.00 | 24.00 |" in sweep
+  assert "| RRDB, SFM (central, 0.5) | 23.50 | 30.60 | 25.10 |" in sweep
+  assert "lead bicubic by 3.80 / 3.60 dB (SFM − no SFM -0.20 dB)" in sweep
+  assert "between -0.10 and +0.50 dB. Bicubic beats both networks at σ = 0." in sweep
+  before = (ROOT / "docs" / "sfm_ablation.md").read_text()
+  assert _block(texts["sfm_ablation.md"], "sr_hole") == _block(before, "sr_hole")
+  (tmp_path / "sr" / "spectra.png").write_bytes(b"png")
+  docs = _docs_copy(tmp_path)
+  missing = str(tmp_path / "missing")
+  assert docs_tables.main(["--docs", str(docs), "--zoo", missing, "--bicubic", missing,
+                           "--bands", missing, "--niqe", missing, "--ablation", missing,
+                           "--ablation_paper", missing, "--sr_hole", str(tmp_path / "sr")]) == 0
+  hole = _block((docs / "sfm_ablation.md").read_text(), "sr_hole")
+  assert "| RRDB, no SFM | 23.00/0.5750 | 30.80/0.7700 | 25.20/0.6300 |" in hole
+  assert (docs / "images" / "sr_hole_spectra.png").read_bytes() == b"png"
+
+
+def test_docs_tables_niqe_block_is_the_benchmark_output(tmp_path):
+  """benchmarks/niqe.py's files give one row per image, the |difference| and the medians."""
+  sys.path.insert(0, str(ROOT / "benchmarks"))
+  import niqe as niqe_benchmark
+
+  rows = [{"image": f"img{i}", "width": 64, "height": 64, "sfm_jax": 3.0 + i, "basicsr": 3.0,
+           "s_per_mp_sfm_jax": 0.1 * (i + 1), "s_per_mp_basicsr": 0.4 * (i + 1)}
+          for i in range(3)]
+  niqe_benchmark.write_results(tmp_path / "niqe", rows, "machine: Some CPU; numpy 2")
+  block = _block(docs_tables.render(None, niqe=tmp_path / "niqe")["reproduction.md"], "niqe")
+  assert "| img2 | 5.0000 | 3.0000 | 2.0000 | 0.30 | 1.20 |" in block
+  assert ("Median over the 3 images: 0.20 s per megapixel for sfm-jax, 0.80 for BasicSR "
+          "(ratio 0.25). Machine: Some CPU; numpy 2.") in block
