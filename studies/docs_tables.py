@@ -308,7 +308,23 @@ def ablation_paired(rows, pub) -> str | None:
   """Each arm's PSNR minus arm A's on the same seed, with 95% intervals."""
   if "a_plain" not in {r["arm"] for r in rows}:
     return None
-  return sfm_ablation.paired_table(rows)
+  return sfm_ablation.paired_table(rows) + "\n" + paired_verdicts(rows)
+
+
+def paired_verdicts(rows: list[dict]) -> str:
+  """One line per arm: the σs where its 95% interval against arm A lies above 0, below 0, or
+  holds 0 (a single seed gives no interval)."""
+  lines = []
+  for arm, per_sigma in sfm_ablation.paired_differences(rows).items():
+    groups = {"above 0": [], "below 0": [], "0 inside": []}
+    for sigma, (mean, half, _) in per_sigma.items():
+      if not np.isfinite(half):
+        continue
+      key = "above 0" if mean - half > 0 else "below 0" if mean + half < 0 else "0 inside"
+      groups[key].append(f"{sigma:g}")
+    parts = [f"{k} at σ = {', '.join(v)}" for k, v in groups.items() if v]
+    lines.append(f"- {arm[0].upper()} − A, 95% interval: {'; '.join(parts) or 'one seed'}.")
+  return "\n".join(lines)
 
 
 def ablation_gain(image: str) -> Callable:

@@ -198,7 +198,8 @@ def test_docs_tables_regenerate_the_ablation_blocks_from_a_runs_folder(tmp_path)
           ("c_sfm_zero", 0): 21.0, ("c_sfm_zero", 1): 22.5, ("c_sfm_zero", 2): 20.1,
           ("c_sfm_zero", 3): 30.0}
   for (arm, seed), value in psnr.items():
-    _ablation_run(tmp_path / "study", arm, seed, {15.0: value + 10, 50.0: value})
+    _ablation_run(tmp_path / "study", arm, seed,  # C − A at σ = 15: the σ = 50 ones + 2 dB
+                  {15.0: value + 10 + 2 * (arm == "c_sfm_zero"), 50.0: value})
   docs = _docs_copy(tmp_path)
   before = (docs / "sfm_ablation.md").read_text()
   missing = str(tmp_path / "missing")
@@ -211,6 +212,7 @@ def test_docs_tables_regenerate_the_ablation_blocks_from_a_runs_folder(tmp_path)
   paired = _block(text, "sfm_ablation_paired")
   assert f"| C: {ABLATION_ARMS['c_sfm_zero']} |" in paired
   assert f"| +{np.mean(diffs):.2f} ± {half:.2f} (3) |" in paired  # σ = 50: +1.03 ± 1.12 (3)
+  assert "- C − A, 95% interval: above 0 at σ = 15; 0 inside at σ = 50." in paired  # 3.03 > 1.12
   means = _block(text, "sfm_ablation_means")
   assert f"| c_sfm_zero: {ABLATION_ARMS['c_sfm_zero']} | 4 |" in means
   assert "c_sfm_zero seeds 0, 1, 2, 3" in means
