@@ -53,6 +53,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PUBLISHED = DOCS / "published.csv"
 FMD_LEVELS = (1, 2, 4, 8, 16)
+MIN_REMOVED_DB = 0.01  # the smallest whole-image lead whose MSE removed is split among bands
 
 
 def published() -> dict[str, dict[str, dict[str, float]]]:
@@ -398,12 +399,14 @@ def band_layout(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 def removed_shares(rows: list[dict], baseline: str, model: str, sigma: float) -> str:
   """'a / b / c%': the shares of the MSE the model removes (against the baseline, seed means)
-  that lie in each band group (but the whole); '–' when it removes none in all."""
+  that lie in each band group (but the whole); '–' when it removes less than MIN_REMOVED_DB
+  in all (the shares of a total near 0 say nothing)."""
   mean = sfm_bands.mean_over_seeds(rows)
   band_low, fraction = band_layout([r for r in rows if r["model"] == baseline
                                     and r["sigma"] == sigma])
-  removed = fraction * (mean[baseline][sigma] - mean[model][sigma])
-  if removed.sum() <= 0:
+  errors = fraction * mean[baseline][sigma], fraction * mean[model][sigma]
+  removed = errors[0] - errors[1]
+  if 10 * np.log10(errors[0].sum() / errors[1].sum()) < MIN_REMOVED_DB:
     return "–"
   shares = [100 * removed[sfm_bands.in_band(band_low, band)].sum() / removed.sum()
             for band in list(BAND_GROUPS.values())[1:]]
