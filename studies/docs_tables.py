@@ -215,7 +215,7 @@ def bicubic(folder, pub) -> str | None:
   return "\n".join(lines + niqe_rows)
 
 
-# The ablation study: per-run means (arm, seed, sigma, psnr, ssim), from its folders or CSVs.
+# The SR study and the NIQE benchmark.
 
 def sr_comparison(summaries: dict[str, dict], trained: str = "1") -> str:
   """One sentence of the SR study's sweep: each network's lead over bicubic on the training blur,
@@ -272,6 +272,8 @@ def niqe_table(folder, pub) -> str | None:
                      f"megapixel for sfm-jax, {rates[1]:.2f} for BasicSR (ratio "
                      f"{rates[0] / rates[1]:.2f}). Machine: {machine}."])
 
+
+# The ablation study: per-run means (arm, seed, sigma, psnr, ssim), from its folders or CSVs.
 
 def ablation_rows(sources: list[str]) -> list[dict] | None:
   """The per-run means of the ablation's sources, merged in order (a study folder's finished

@@ -136,6 +136,7 @@ def plot_gain(rows: list[dict], path: pathlib.Path, baseline: str = "a_plain"):
     sigmas = sorted(per_sigma)
     ax.errorbar(sigmas, [per_sigma[s][0] for s in sigmas],
                 yerr=[np.nan_to_num(per_sigma[s][1]) for s in sigmas], marker="o", capsize=3,
+                color=f"C{list(ABLATION_ARMS).index(arm)}",  # as in the band plots
                 label=f"{arm[0].upper()}: {ABLATION_ARMS[arm]}")
   ax.axhline(0, color="gray", lw=0.8)
   ax.set(xlabel="test noise σ (0–255)", ylabel=f"PSNR − arm {baseline[0].upper()} (dB)",
