@@ -516,7 +516,7 @@ def plot_bands(rows: list[dict], path: pathlib.Path):
     ax.set(xlabel="DCT band D/R")
   axes[1][0].set_ylabel("lead over the baseline (dB)")
   axes[1][0].legend(fontsize=6)
-  fig.tight_layout()
+  sfm_bands.lay_out_with_legend_below(fig, axes[0][0])
   fig.savefig(path, dpi=110)
   plt.close(fig)
 

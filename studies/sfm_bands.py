@@ -139,7 +139,15 @@ def plot_errors(axes, results: dict[str, dict[float, np.ndarray]], sigmas):
       ax.plot(centres, 10 * np.log10(errors), marker=".", label=display_name(label))
     ax.set(title=f"σ = {sigma:g}", xlabel="DCT band D/R")
   axes[0].set_ylabel("error per coefficient (dB)")
-  axes[0].legend(fontsize=6, loc="upper right")
+
+
+def lay_out_with_legend_below(fig, ax):
+  """The legend of `ax` (one entry per model) in a row under all the axes, then tight_layout
+  in the space above it: inside one axis it would hide the curves."""
+  handles, labels = ax.get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+  rows = -(-len(labels) // 3)
+  fig.tight_layout(rect=(0, 0.2 * rows / fig.get_figheight(), 1, 1))
 
 
 def plot(results: dict[str, dict[float, np.ndarray]], path: pathlib.Path):
@@ -152,7 +160,7 @@ def plot(results: dict[str, dict[float, np.ndarray]], path: pathlib.Path):
   sigmas = sorted(next(iter(results.values())))
   fig, axes = plt.subplots(1, len(sigmas), figsize=(3.2 * len(sigmas), 3.4), squeeze=False)
   plot_errors(list(axes[0]), results, sigmas)
-  fig.tight_layout()
+  lay_out_with_legend_below(fig, axes[0][0])
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
