@@ -182,7 +182,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "or runs/sfm_ablation_paper.")
   parser.add_argument("--arms", nargs="+", choices=list(ABLATION_ARMS),
                       default=list(ABLATION_ARMS), help="Arms to run.")
-  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                       help="Seeds to run for every arm (the table uses every finished run in "
                       "--out, so two machines may run different seeds into one folder).")
   parser.add_argument("--override", action="append", default=[],
