@@ -82,9 +82,11 @@ def plot(curves: dict, path: pathlib.Path, blur_sigma: float):
 def psnr_table(summaries: dict[str, dict], ssim: bool = True) -> str:
   """Markdown: bicubic and each arm's PSNR (/SSIM) per test blur σ, of {arm: eval.py's
   "by_blur_sigma"}."""
+  def cell(means: dict, prefix: str) -> str:
+    psnr = f"{means[prefix + 'psnr']:.2f}"
+    return f"{psnr}/{means[prefix + 'ssim']:.4f}" if ssim else psnr
+
   sigmas = sorted(next(iter(summaries.values())), key=float)
-  cell = lambda means, prefix: (f"{means[prefix + 'psnr']:.2f}/{means[prefix + 'ssim']:.4f}"  # noqa: E731
-                                if ssim else f"{means[prefix + 'psnr']:.2f}")
   lines = ["| test blur σ | " + " | ".join(sigmas) + " |", "|---|" + "---|" * len(sigmas)]
   first = next(iter(summaries.values()))
   lines.append("| bicubic | " + " | ".join(cell(first[s], "bicubic_") for s in sigmas) + " |")
