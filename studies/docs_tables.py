@@ -18,7 +18,9 @@ a missing one leaves its blocks as they are, with a note on what to run:
   --niqe DIR           benchmarks/niqe.py --out DIR: NIQE against BasicSR, values and speed
   --sr_hole DIR        studies/sr_hole.py's folder: the SR kernel sweep and the "hole" spectra
   --bands DIR          studies/sfm_bands.py's outputs: DIR/released, DIR/ablation (σ ≤ 25 arms)
-                       and DIR/ablation_paper (σ ∈ [0, 55] arms), each holding its bands.csv
+                       and DIR/ablation_paper (σ ∈ [0, 55] arms), each holding its bands.csv; a
+                       group missing there is read from its copy beside the docs
+                       (docs/sfm_bands_GROUP.csv)
   --ablation SRC...    the ablation study trained on σ ≤ 25 (studies/sfm_ablation.py): study
                        folders (their finished runs) or results.csv files (the study's, or the
                        copy beside the docs, which keeps runs made on other machines); a later
@@ -359,9 +361,20 @@ BAND_GROUPS = {"all bands": (0.0, 1.0), "D/R 0–0.3": (0.0, 0.3), "0.3–0.7": 
                "0.7–1 (masks' band)": sfm_bands.TARGETED_BAND}
 
 
-def band_rows(bands: pathlib.Path, group: str) -> list[dict] | None:
-  """The rows of BANDS/GROUP/bands.csv; None if it is missing."""
-  return sfm_bands.read_rows(bands / group / "bands.csv") or None
+def band_file(bands: pathlib.Path | tuple[pathlib.Path, ...], group: str) -> pathlib.Path | None:
+  """A band group's bands.csv: the first of the runs folder's (BANDS/GROUP/bands.csv) and the copy
+  beside the docs (DOCS/sfm_bands_GROUP.csv) that exists, of the folders `bands`."""
+  for folder in (bands,) if isinstance(bands, pathlib.Path) else bands:
+    for path in (folder / group / "bands.csv", folder / f"sfm_bands_{group}.csv"):
+      if path.is_file():
+        return path
+  return None
+
+
+def band_rows(bands, group: str) -> list[dict] | None:
+  """The rows of a band group's bands.csv (`band_file`); None if it is missing."""
+  path = band_file(bands, group)
+  return (sfm_bands.read_rows(path) or None) if path else None
 
 
 def band_pairs(rows: list[dict]) -> list[tuple[str, str]]:
@@ -524,8 +537,8 @@ def plot_bands(rows: list[dict], path: pathlib.Path):
 def bands_csv(group: str) -> Callable:
   """The data file of one band group: its bands.csv as sfm_bands writes it."""
   def build(bands) -> str | None:
-    path = bands / group / "bands.csv"
-    return path.read_text() if path.is_file() else None
+    path = band_file(bands, group)
+    return path.read_text() if path else None
   return build
 
 
@@ -629,7 +642,8 @@ def data_files(inputs: dict) -> dict[str, str]:
 def load_inputs(args) -> dict:
   """The inputs of the blocks from the command line: folders, or None where missing."""
   folder = lambda path: pathlib.Path(path) if path and pathlib.Path(path).is_dir() else None  # noqa: E731
-  return {"zoo": folder(args.zoo), "bicubic": folder(args.bicubic), "bands": folder(args.bands),
+  bands = tuple(f for f in (folder(args.bands), folder(args.docs)) if f)  # runs, then the copies
+  return {"zoo": folder(args.zoo), "bicubic": folder(args.bicubic), "bands": bands or None,
           "niqe": folder(args.niqe), "sr_hole": folder(args.sr_hole),
           "ablation": ablation_rows(args.ablation),
           "ablation_paper": ablation_rows(args.ablation_paper)}

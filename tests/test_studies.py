@@ -261,6 +261,25 @@ def test_docs_tables_band_block_gives_the_lead_per_band_group(tmp_path):
   assert "](images/sfm_bands_released.png)" in block
 
 
+def test_docs_tables_rebuild_the_band_blocks_from_the_copies_beside_the_docs(tmp_path):
+  """Without a runs folder, each band block is rebuilt from docs/sfm_bands_GROUP.csv, the copy
+  the last regeneration wrote, and comes out as the committed text, figure redrawn."""
+  docs = _docs_copy(tmp_path)
+  for image in docs.glob("images/sfm_bands_*.png"):
+    image.unlink()
+  missing = str(tmp_path / "missing")
+  args = ["--docs", str(docs), "--zoo", missing, "--bicubic", missing, "--bands", missing,
+          "--niqe", missing, "--sr_hole", missing, "--ablation", missing,
+          "--ablation_paper", missing]
+  assert docs_tables.main([*args, "--check"]) == 0
+  assert docs_tables.main(args) == 0
+  committed = (ROOT / "docs" / "sfm_ablation.md").read_text()
+  for group in ("released", "ablation", "ablation_paper"):
+    block = _block((docs / "sfm_ablation.md").read_text(), f"sfm_bands_{group}")
+    assert "| lead (dB" in block and block == _block(committed, f"sfm_bands_{group}")
+    assert (docs / "images" / f"sfm_bands_{group}.png").stat().st_size > 10_000
+
+
 def test_docs_tables_name_a_missing_block(tmp_path):
   """A doc without one of the marked blocks stops the script with the block's name."""
   docs = _docs_copy(tmp_path)
