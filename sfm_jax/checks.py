@@ -47,8 +47,9 @@ def check_eval_settings(settings: ml_collections.ConfigDict) -> None:
     if bad:
       raise ConfigError(f"eval.{name} holds {bad}; noise levels and blur σ must be ≥ 0 "
                         "(e.g. --config.eval.sigmas=15,25,50).")
-  if settings.get("tile", 0) < 0 or settings.get("tile_overlap", 0) < 0:
-    raise ConfigError("eval.tile and eval.tile_overlap must be ≥ 0 (0: no tiling).")
+  if settings.get("tile", 0) < 0 or settings.get("tile_overlap", -1) < -1:
+    raise ConfigError("eval.tile must be ≥ 0 (0: no tiling) and eval.tile_overlap ≥ 0 (-1: the "
+                      "model's receptive field, which makes tiles exact).")
   if settings.get("max_val_images", -1) == 0:
     raise ConfigError("eval.max_val_images=0 leaves nothing to validate on; use -1 (all) or "
                       "a positive count.")

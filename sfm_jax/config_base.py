@@ -28,7 +28,10 @@ def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
     kwargs[key] = ml_collections.FieldReference(value, field_type=kind) if value is None else value
   return ml_collections.ConfigDict({
       "name": name, "kwargs": kwargs,
-      "init_weights": ""})  # a weights file (train.py / sfm_jax.convert) to fine-tune from
+      "init_weights": "",  # a weights file (train.py / sfm_jax.convert) to fine-tune from
+      # copy only init_weights' entries whose names and shapes fit (×3 from ×2: the upsampler
+      # starts afresh, as EDSR); False: every entry must fit
+      "init_weights_matching": False})
 
 
 def task_config(kind: str, **overrides) -> ml_collections.ConfigDict:
@@ -49,7 +52,9 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
   shared = {"max_val_images": -1,  # validation images used (-1: all)
             "self_ensemble": False,  # eval.py: average the ×8 dihedral outputs
             "tile": 0,  # > 0: tiled inference with tiles of this size (LR pixels for SR)
-            "tile_overlap": 32,  # context pixels around each tile
+            # context pixels around each tile; -1: the model's receptive field (its card), with
+            # which tiles give the whole-image output
+            "tile_overlap": -1,
             "compute_dtype": "float32"}  # validation and eval.py; "bfloat16" if asked
   if kind == "shared":
     return ml_collections.ConfigDict(shared)
@@ -69,7 +74,6 @@ def eval_fields(kind: str) -> ml_collections.ConfigDict:
   if kind == "sr":
     return ml_collections.ConfigDict({
         **shared,
-        "tile_overlap": 16,
         "blur_sigmas": (),  # eval.py: Gaussian blur σ sweep (empty: the training blur)
         "kernel_size": 21,  # eval.py: the blur kernel size
         "y_channel": True,  # score the Y channel (False: RGB)
@@ -99,6 +103,9 @@ def base_config(model: str, channels: int = 1, eval_kind: str = "shared",
   c.data.scales = (1.0, 0.9, 0.8, 0.7)
   c.data.aug_copies = 1  # one random dihedral copy per patch, as prepare_data(aug_times=2)
   c.data.max_train_images = -1  # -1: all
+  # streamed folders: leave out images smaller than the patch (T91 has 78-pixel ones) instead
+  # of stopping with an error naming them
+  c.data.skip_small_images = False
   # "fixed": SFM's patch grid (patch_size, stride, scales, aug_copies), cut once and held in
   # memory; "stream": a random crop (patch_size, one of scales, random dihedral) of a freshly
   # read image per patch, host memory bounded by data.stream (docs/recipes.md, "Data")
@@ -259,7 +266,7 @@ def ikc_config(stage: str) -> ml_collections.ConfigDict:
 def critic_model(name: str, **kwargs) -> ml_collections.ConfigDict:
   """{name, kwargs} of a network trained beside the main model (config.critics.X.model)."""
   c = model_config(name, **kwargs)
-  del c["init_weights"]
+  del c["init_weights"], c["init_weights_matching"]
   return c
 
 

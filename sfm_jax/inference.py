@@ -152,6 +152,12 @@ def auto_tile(shape: tuple[int, int], bytes_per_pixel: float, overlap: int,
   return side
 
 
+def tile_context(tile_overlap: int, card) -> int:
+  """The context pixels of a tile: `tile_overlap`, or for -1 the receptive field on the
+  model's card (`models.ModelCard`), with which tiles give the whole-image output."""
+  return card.receptive_field if tile_overlap < 0 else tile_overlap
+
+
 def restore_image(apply, image: np.ndarray, noise_level: float, **options) -> np.ndarray:
   """`restore_batch` on one (H, W, C) image in [0, 1] -> (s·H, s·W, C) float32."""
   return restore_batch(apply, np.asarray(image)[None], noise_level, **options)[0]
@@ -164,6 +170,9 @@ def restore_batch(apply, images: np.ndarray, noise_level: float, *, multiple: in
   denoiser, s = 1, or a super-resolver, which ignores the level) on (N, H, W, C) images in
   [0, 1], in one call or in tiles of `tile` (0: whole) aligned to `multiple`, each tile of all
   N images at once; returns (N, s·H, s·W, C) float32 (not clipped)."""
+  if tile and tile_overlap < 0:
+    raise ValueError(f"tile_overlap={tile_overlap}: give the context pixels (>= 0), e.g. "
+                     "tile_context(-1, card), the model's receptive field.")
   level = jnp.full((images.shape[0],), noise_level, jnp.float32)
 
   def single(x):  # (N, h, w, C) device array -> (N, s·h, s·w, C)

@@ -55,7 +55,7 @@ from sfm_jax.models import REGISTRY, ModelCard, model_card
 from sfm_jax.noise_estimation import estimate_noise_sigma
 from sfm_jax.weights import load_model
 
-FORMATS = {"png": ".png", "tiff": ".tif"}
+FORMATS = {"png": ".png", "tiff": ".tif", "jpg": ".jpg"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +68,8 @@ class Options:
   self_ensemble: bool = False
   memory_budget: float | None = None  # bytes for one call; None: half the available memory
   max_image_pixels: int | None = None  # decompression-bomb limit; None: PIL's (~179 MP); 0: none
+  outscale: float | None = None  # final size / input size (Lanczos after the model); None: its scale
+  quality: int = 95  # JPEG output quality
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +120,29 @@ def restore_photo(restorer: Restorer, photo: Photo, options: Options) -> tuple[P
   if alpha is not None and restorer.card.scale > 1:
     alpha = np.clip(np.asarray(ops.imresize(jnp.asarray(alpha)[:, :, None],
                                             scale=restorer.card.scale))[:, :, 0], 0.0, 1.0)
+  if options.outscale is not None and options.outscale != restorer.card.scale:
+    size = final_size(photo.pixels.shape[:2], options.outscale)
+    restored = lanczos_resize(restored, size)
+    alpha = None if alpha is None else lanczos_resize(alpha[..., None], size)[..., 0]
   if tile:
     note = ", ".join(filter(None, [note, f"tiles of {tile} px"]))
   return Photo(restored.astype(np.float32), alpha, photo.bit_depth, photo.icc_profile), note
+
+
+def final_size(shape: tuple[int, int], outscale: float) -> tuple[int, int]:
+  """(H, W) of an (h, w) input at `outscale` (rounded, as Real-ESRGAN's --outscale)."""
+  return max(round(shape[0] * outscale), 1), max(round(shape[1] * outscale), 1)
+
+
+def lanczos_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """(h, w, C) float32 in [0, 1] -> (H, W, C), Lanczos-3 per channel in float (PIL's "F"
+  mode: no 8-bit rounding between the model and the file), clipped to [0, 1]."""
+  from PIL import Image
+
+  planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), "F")
+                       .resize(size[::-1], Image.Resampling.LANCZOS))
+            for c in range(image.shape[-1])]
+  return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
 
 
 def _model_inputs(pixels: np.ndarray, channels: int, color: str):
@@ -172,11 +194,13 @@ def _run(restorer: Restorer, batch: np.ndarray, level: float, tile: int,
                          self_ensemble=options.self_ensemble, progress=bar.update)
 
 
-def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str
-                 ) -> list[tuple[pathlib.Path, pathlib.Path]]:
+def plan_outputs(inputs: list[pathlib.Path], output: pathlib.Path, suffix: str,
+                 name_suffix: str = "") -> list[tuple[pathlib.Path, pathlib.Path]]:
   """(input, output path) pairs, one distinct output per input even on a case-insensitive
-  disk: OUT/<stem><suffix>; OUT/<stem>_<ext><suffix> where inputs share a stem (a.png and
-  a.jpg); then _2, _3, ... for any name still taken (a.png and a.PNG, or a_png.png)."""
+  disk: OUT/<stem><suffix> (OUT/<stem>_<name_suffix><suffix> with a `name_suffix`, as
+  Real-ESRGAN's --suffix); OUT/<stem>_<ext>... where inputs share a stem (a.png and a.jpg);
+  then _2, _3, ... for any name still taken (a.png and a.PNG, or a_png.png)."""
+  suffix = f"_{name_suffix}{suffix}" if name_suffix else suffix
   stems = [path.stem.lower() for path in inputs]
   taken: set[str] = set()
   pairs = []
@@ -222,11 +246,18 @@ def restore_all(restorer: Restorer, pairs, options: Options, overwrite: bool = F
       continue
     try:
       photo = read_photo(source, options.max_image_pixels)
+      if photo.alpha is not None and target.suffix == ".jpg":  # JPEG has no alpha
+        target = target.with_suffix(".png")
+        tqdm.write(f"{source.name} has an alpha channel, which JPEG cannot hold: writing PNG")
+        if target.resolve() in inputs or (target.exists() and not overwrite):
+          failures.append((source, f"{target} exists or is an input; choose another --output "
+                                   "folder or pass --overwrite"))
+          continue
       if dry_run:
         tqdm.write(_describe(source, target, photo, restorer, options))
         continue
       restored, note = restore_photo(restorer, photo, options)
-      write_photo(target, restored)
+      write_photo(target, restored, options.quality)
       done += 1
       tqdm.write(f"{source.name} -> {target}" + (f" ({note})" if note else ""))
     except (DataError, ValueError, OSError) as error:
@@ -245,8 +276,9 @@ def _describe(source, target, photo: Photo, restorer: Restorer, options: Options
   h, w = photo.pixels.shape[:2]
   batch, _ = _model_inputs(photo.pixels, restorer.card.channels, options.color)
   tile = _tile_size(batch.shape[:3], restorer, options)
+  out_h, out_w = final_size((h, w), options.outscale or restorer.card.scale)
   return (f"{source.name} ({w}×{h} {photo.mode} {photo.bit_depth}-bit) -> {target} "
-          f"({w * restorer.card.scale}×{h * restorer.card.scale}, "
+          f"({out_w}×{out_h}, "
           + (f"tiles of {tile} px" if tile else "whole image") + ")")
 
 
@@ -264,7 +296,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "estimated per image (Liu et al. 2013). Blind models ignore it.")
   parser.add_argument("--color", choices=["per_channel", "luma"], default="per_channel",
                       help="A gray model on colour images: each of R, G, B, or the luma only.")
-  parser.add_argument("--format", choices=sorted(FORMATS), default="png")
+  parser.add_argument("--format", choices=sorted(FORMATS), default="png", help="Output format "
+                      "(jpg: 8-bit; an image with alpha is written as PNG).")
+  parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1–95.")
+  parser.add_argument("--outscale", type=float, help="Final size / input size: the model's "
+                      "output resized by Lanczos (Real-ESRGAN's --outscale; default: the "
+                      "model's scale).")
+  parser.add_argument("--suffix", default="", help="Output names OUT/<name>_<suffix>.<ext> "
+                      "(default: OUT/<name>.<ext>).")
   parser.add_argument("--tile", type=int, default=0, help="Tile size in input pixels (default: "
                       "whole images where they fit the memory, else the largest tiles that do).")
   parser.add_argument("--tile_overlap", type=int, help="Context pixels per tile (default: the "
@@ -283,9 +322,16 @@ def options_from(args: argparse.Namespace) -> Options:
     raise DataError(f"--sigma {args.sigma}: give the noise level on the 0–255 scale.")
   if min(args.tile, args.tile_overlap or 0, args.max_image_pixels or 0) < 0:
     raise DataError("--tile, --tile_overlap and --max_image_pixels must be >= 0.")
+  if args.outscale is not None and not 0 < args.outscale <= 16:
+    raise DataError(f"--outscale {args.outscale}: give the final scale, e.g. 3.5 (0 < F <= 16).")
+  if not 1 <= args.quality <= 95:
+    raise DataError(f"--quality {args.quality}: give a JPEG quality from 1 to 95.")
+  if any(c in args.suffix for c in "/\\"):
+    raise DataError(f"--suffix {args.suffix!r}: give a name part without folders, e.g. out.")
   return Options(sigma=args.sigma, color=args.color, tile=args.tile,
                  tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
-                 max_image_pixels=args.max_image_pixels)
+                 max_image_pixels=args.max_image_pixels, outscale=args.outscale,
+                 quality=args.quality)
 
 
 def main(argv=None) -> int:
@@ -295,7 +341,7 @@ def main(argv=None) -> int:
     output = pathlib.Path(args.output).expanduser()
     if output.exists() and not output.is_dir():
       raise DataError(f"--output {output} is a file; give a folder.")
-    pairs = plan_outputs(find_inputs(args.input), output, FORMATS[args.format])
+    pairs = plan_outputs(find_inputs(args.input), output, FORMATS[args.format], args.suffix)
     restorer = Restorer.load(args.weights)
     if not restorer.card.takes_noise_level and args.sigma is not None:
       print(f"note: {restorer.card.name} is blind; --sigma is ignored.")

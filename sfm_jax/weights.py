@@ -119,12 +119,24 @@ def _read(path: str | pathlib.Path) -> dict:
                    "files with python -m sfm_jax.convert first.")
 
 
-def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
+def load_state_into(model: nnx.Module, pure_state: dict, origin: str,
+                    strict: bool = True) -> list[str]:
   """Copies a pure-dict state into `model`, strictly: missing, unexpected or mis-shaped entries
-  are reported by name."""
+  are reported by name. Not `strict`: only the entries whose name and shape match are copied
+  (fine-tuning ×3 from ×2: the upsampler differs); returns the model's entries left as they
+  were, as "a/b/c" paths."""
   state = nnx.state(model)
   expected = dict(_flatten(nnx.to_pure_dict(state)))
   given = dict(_flatten(pure_state))
+  left = []
+  if not strict:
+    fits = {k for k, v in given.items()
+            if k in expected and np.shape(v) == np.shape(expected[k])}
+    if not fits:
+      raise ValueError(f"{origin} shares no weights with the model; check model.kwargs.")
+    pure_state = _with_entries(nnx.to_pure_dict(state), given, fits)
+    given = dict(_flatten(pure_state))
+    left = sorted(set(expected) - fits)
   missing = sorted(set(expected) - set(given))
   unexpected = sorted(set(given) - set(expected))
   shapes = sorted(k for k in set(expected) & set(given)
@@ -138,6 +150,7 @@ def load_state_into(model: nnx.Module, pure_state: dict, origin: str):
     raise ValueError(f"{origin} does not fit the model: {details}.")
   nnx.replace_by_pure_dict(state, pure_state)
   nnx.update(model, state)
+  return left
 
 
 def _plain(value):
@@ -155,6 +168,15 @@ def _flatten(tree, prefix=()):
       yield from _flatten(value, (*prefix, str(key)))
   else:
     yield "/".join(prefix), tree
+
+
+def _with_entries(tree, given: dict, paths: set[str], prefix=()):
+  """`tree` (a pure dict) with the leaves at `paths` ("a/b" strings) taken from `given`."""
+  if isinstance(tree, dict):
+    return {key: _with_entries(value, given, paths, (*prefix, str(key)))
+            for key, value in tree.items()}
+  path = "/".join(prefix)
+  return given[path] if path in paths else tree
 
 
 @functools.cache

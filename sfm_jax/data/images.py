@@ -66,8 +66,11 @@ def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
 
 
 def folder_images(folder: str | pathlib.Path) -> list[pathlib.Path]:
-  """The image files of a training or validation folder; DataError when the folder is missing
-  or holds no images."""
+  """The image files of a training or validation folder, or of several joined by commas
+  ("T91,BSD200": the 291 SR training images), in that order; DataError when a folder is
+  missing or holds no images."""
+  if isinstance(folder, str) and "," in folder and not pathlib.Path(folder).expanduser().is_dir():
+    return [path for part in folder.split(",") for path in folder_images(part.strip())]
   folder = pathlib.Path(folder).expanduser()
   if not folder.is_dir():
     raise DataError(f"image folder {folder} does not exist; pass an existing folder or "
@@ -77,6 +80,14 @@ def folder_images(folder: str | pathlib.Path) -> list[pathlib.Path]:
     raise DataError(f"image folder {folder} has no {'/'.join(IMAGE_SUFFIXES)} images; "
                     "point to the folder that holds the images themselves.")
   return files
+
+
+def image_size(path: str | pathlib.Path) -> tuple[int, int]:
+  """(width, height) of an image file, from its header (no pixels are decoded)."""
+  from PIL import Image
+
+  with Image.open(path) as image:
+    return image.size
 
 
 def read_image(path: pathlib.Path, channels: int) -> np.ndarray:

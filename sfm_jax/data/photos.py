@@ -29,6 +29,7 @@ from sfm_jax.weights import write_atomically
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
 _EXIF_ORIENTATION, _TIFF_ICC_TAG = 0x0112, 34675
 # EXIF orientation -> how to stand the stored pixels upright (PIL's ImageOps.exif_transpose).
 _UPRIGHT = {
@@ -248,21 +249,32 @@ def _split(array: np.ndarray, path: pathlib.Path, icc: bytes | None) -> Photo:
   return Photo(colour, alpha, depth, icc)
 
 
-def write_photo(path: str | pathlib.Path, photo: Photo) -> None:
-  """Writes `photo` as PNG or TIFF (by suffix) at its bit depth with its ICC profile,
-  atomically (a reader sees no half-written file), creating the folder."""
+def write_photo(path: str | pathlib.Path, photo: Photo, quality: int = 95) -> None:
+  """Writes `photo` as PNG or TIFF (by suffix) at its bit depth with its ICC profile, or as an
+  8-bit JPEG of `quality` (1–95; alpha is refused: JPEG cannot hold it), atomically (a reader
+  sees no half-written file), creating the folder."""
   path = pathlib.Path(path)
+  jpeg = path.suffix.lower() in _JPEG_SUFFIXES
+  if jpeg and photo.alpha is not None:
+    raise DataError(f"{path.name}: JPEG cannot hold the alpha channel; write PNG or TIFF.")
   path.parent.mkdir(parents=True, exist_ok=True)
-  peak, dtype = (255, np.uint8) if photo.bit_depth == 8 else (65535, np.uint16)
+  peak, dtype = (255, np.uint8) if photo.bit_depth == 8 or jpeg else (65535, np.uint16)
   planes = [photo.pixels] + ([photo.alpha[..., None]] if photo.alpha is not None else [])
   array = np.round(np.clip(np.concatenate(planes, axis=-1), 0, 1) * peak).astype(dtype)
-  write_atomically(path, _encode(array, path.suffix.lower(), photo.icc_profile))
+  write_atomically(path, _encode(array, path.suffix.lower(), photo.icc_profile, quality))
 
 
-def _encode(array: np.ndarray, suffix: str, icc: bytes | None = None) -> bytes:
-  """(H, W, 1..4) uint8/uint16 -> the bytes of a PNG, or of a TIFF for .tif/.tiff."""
+def _encode(array: np.ndarray, suffix: str, icc: bytes | None = None,
+            quality: int = 95) -> bytes:
+  """(H, W, 1..4) uint8/uint16 -> the bytes of a PNG, of a TIFF for .tif/.tiff, or of a JPEG
+  (uint8 (H, W, 1|3)) for .jpg/.jpeg."""
   buffer = io.BytesIO()
-  if suffix in _TIFF_SUFFIXES:
+  if suffix in _JPEG_SUFFIXES:
+    from PIL import Image
+
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(
+        buffer, format="JPEG", quality=quality, **({"icc_profile": icc} if icc else {}))
+  elif suffix in _TIFF_SUFFIXES:
     import tifffile
 
     extra = {"extrasamples": ["unassalpha"]} if array.shape[-1] in (2, 4) else {}

@@ -26,6 +26,7 @@ import numpy as np
 
 from sfm_jax.data.images import (
   folder_images,
+  image_size,
   load_builtin,
   parse_source,
   read_image,
@@ -49,9 +50,15 @@ class ImageFiles(grain.sources.RandomAccessDataSource):
   """The images of a folder, each read when asked for: uint8 (H, W, channels); DataError
   naming the file if it cannot be read or has a side shorter than `min_side`."""
 
-  def __init__(self, folder: str | pathlib.Path, channels: int, min_side: int = 0):
+  def __init__(self, folder: str | pathlib.Path, channels: int, min_side: int = 0,
+               skip_small: bool = False):
     self.files = [str(p) for p in folder_images(folder)]
     self.channels, self.min_side = channels, min_side
+    if skip_small:
+      self.files = [f for f in self.files if min(image_size(f)) >= min_side]
+      if not self.files:
+        raise DataError(f"every image of {folder} is smaller than the {min_side}×{min_side} "
+                        "training patch; lower data.patch_size.")
 
   def __len__(self) -> int:
     return len(self.files)
@@ -118,10 +125,11 @@ class FirstImages(grain.sources.RandomAccessDataSource):
 
 
 def open_source(source: str, split: str, channels: int, data_dir: str | None = None,
-                max_images: int = -1, min_side: int = 0) -> grain.sources.RandomAccessDataSource:
-  """The random-access images of a source string ("builtin", "tfds:NAME[:SPLIT]", a folder),
+                max_images: int = -1, min_side: int = 0,
+                skip_small: bool = False) -> grain.sources.RandomAccessDataSource:
+  """The random-access images of a source string ("builtin", "tfds:NAME[:SPLIT]", folders),
   the first `max_images` of them if > 0; an image with a side shorter than `min_side` is a
-  DataError that names it (when it is read)."""
+  DataError that names it (when it is read), or, in folders with `skip_small`, left out."""
   kind, location = parse_source(source, split)
   if kind == "builtin":
     images = InMemoryImages([check_side(image, name, min_side)
@@ -130,7 +138,7 @@ def open_source(source: str, split: str, channels: int, data_dir: str | None = N
     name, _, tfds_split = location.partition(":")
     images = TfdsImages(name, tfds_split, channels, data_dir, min_side)
   else:
-    images = ImageFiles(location, channels, min_side)
+    images = ImageFiles(location, channels, min_side, skip_small)
   return FirstImages(images, max_images) if max_images > 0 else images
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from sfm_jax import ops
 from sfm_jax.data.images import save_png
 from sfm_jax.evaluation.pictures import STRIP_IMAGES, plot_psnr_vs_sigma, print_report, write_strip
-from sfm_jax.inference import restore_image
+from sfm_jax.inference import restore_image, tile_context
 from sfm_jax.metrics import SSIM_MIN_SIDE, psnr, ssim
 from sfm_jax.results import ValidationResult
 
@@ -40,7 +40,7 @@ class Protocol:
   seed: int = 0
   self_ensemble: bool = False
   tile: int = 0
-  tile_overlap: int = 32
+  tile_overlap: int = -1  # -1: the model's receptive field (tiles then equal the whole image)
   ssim_window: str = "gaussian"  # "gaussian": 11×11, σ = 1.5; "uniform": 7×7 (SSIM_WINDOWS)
   crop_odd_first: bool = False  # drop the first row / column of odd-sized images
 
@@ -48,8 +48,9 @@ class Protocol:
     if not self.sigmas or min(self.sigmas) < 0:
       raise ValueError(f"eval.sigmas={self.sigmas}; give noise levels >= 0 on the 0–255 scale, "
                        "e.g. --config.eval.sigmas=15,25,50.")
-    if self.tile < 0 or self.tile_overlap < 0:
-      raise ValueError("eval.tile and eval.tile_overlap must be >= 0 (tile 0: whole images).")
+    if self.tile < 0 or self.tile_overlap < -1:
+      raise ValueError("eval.tile must be >= 0 (0: whole images) and eval.tile_overlap >= 0 "
+                       "(-1: the model's receptive field).")
     if self.ssim_window not in SSIM_WINDOWS:
       raise ValueError(f"eval.ssim_window={self.ssim_window!r}; use one of {SSIM_WINDOWS}.")
 
@@ -151,7 +152,9 @@ class DenoiseEvaluator:
   noise_level (1,)) -> (1, H, W, C)`."""
 
   def __init__(self, settings, card):
-    self.protocol = Protocol.from_config(settings)
+    protocol = Protocol.from_config(settings)
+    self.protocol = dataclasses.replace(
+        protocol, tile_overlap=tile_context(protocol.tile_overlap, card))
     self.card = card
     self.min_side = (SSIM_MIN_SIDE[self.protocol.ssim_window == "gaussian"]
                      + self.protocol.crop_odd_first)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from sfm_jax import ops
 from sfm_jax.data.images import crop_to_multiple
 from sfm_jax.evaluation.pictures import STRIP_IMAGES, print_report, write_strip
-from sfm_jax.inference import restore_image
+from sfm_jax.inference import restore_image, tile_context
 from sfm_jax.metrics import SSIM_MIN_SIDE, quantize, sr_scores
 from sfm_jax.niqe import niqe_or_nan
 from sfm_jax.results import ValidationResult
@@ -154,6 +154,7 @@ class SREvaluator:
     self.settings = settings
     self.scale = int(settings.scale)
     self.label = settings.get("label") or (card.name if card is not None else "SR")
+    self.card = card
     self.min_side = sr_min_side(self.scale)
 
   def validate(self, upscale, images) -> ValidationResult:
@@ -174,8 +175,8 @@ class SREvaluator:
     OUT/perception_distortion.png (bicubic, this model and the `compare` folders' models)."""
     s = self.settings
     whole = None if upscale is None else (lambda lr: restore_image(
-        lambda x, _: upscale(x), lr, 0.0, tile=s.tile, tile_overlap=s.tile_overlap,
-        self_ensemble=s.self_ensemble))
+        lambda x, _: upscale(x), lr, 0.0, multiple=self.card.size_multiple, tile=s.tile,
+        tile_overlap=tile_context(s.tile_overlap, self.card), self_ensemble=s.self_ensemble))
     niqe = s.get("niqe", False)
     rows = [row for sigma in s.blur_sigmas
             for row in evaluate_sr(whole, images, self.scale, blur_sigma=float(sigma),

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from sfm_jax import ops
 from sfm_jax.models.layers import PLAIN, Compute, lrelu, pixel_shuffle
 from sfm_jax.models.registry import register
 from sfm_jax.models.ridnet import ChannelAttention
@@ -26,6 +27,25 @@ def depth_to_space(x: jax.Array, r: int) -> jax.Array:
   c = crr // (r * r)
   return x.reshape(b, h, w, r, r, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h * r, w * r, c)
 
+
+
+# A parallel path of radius 2 LR pixels (bicubic's 4 taps): it leaves a receptive field as is.
+IMAGE_SKIPS = ("none", "bicubic")
+
+
+def check_image_skip(skip: str) -> str:
+  if skip not in IMAGE_SKIPS:
+    raise ValueError(f"image_skip={skip!r}; use one of {IMAGE_SKIPS}.")
+  return skip
+
+
+def with_image_skip(sr: jax.Array, lr: jax.Array, scale: int, skip: str) -> jax.Array:
+  """The network's output `sr` (B, s·h, s·w, C), plus MATLAB-bicubic ×s of `lr` (B, h, w, C)
+  when `skip` is "bicubic": the network then learns only the detail bicubic misses (VDSR's
+  global residual, in LR space; the originals have none, `skip="none"`)."""
+  if skip == "none":
+    return sr
+  return sr + ops.imresize(lr, scale=float(scale))
 
 
 class ConvShuffleUpsampler(nnx.Module):
@@ -83,8 +103,10 @@ class RRDBNet(nnx.Module):
   instead (nearest ×2 + conv + LeakyReLU per stage, then HRconv + LeakyReLU, conv_last)."""
 
   def __init__(self, channels: int = 1, scale: int = 4, nb: int = 23, nf: int = 64, gc: int = 32,
-               esrgan_upsampler: bool = False, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+               esrgan_upsampler: bool = False, image_skip: str = "none", *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
     self.scale, self.esrgan_upsampler = scale, esrgan_upsampler
+    self.image_skip = check_image_skip(image_skip)
     self.conv_first = compute.conv(channels, nf, 3, rngs=rngs)
     self.trunk = nnx.List([RRDB(nf, gc, rngs=rngs, compute=compute) for _ in range(nb)])
     self.trunk_conv = compute.conv(nf, nf, 3, rngs=rngs)
@@ -109,7 +131,7 @@ class RRDBNet(nnx.Module):
       fea = lrelu(self.hr_conv(fea))
     else:
       fea = self.upsampler(fea)
-    return self.conv_last(fea)
+    return with_image_skip(self.conv_last(fea), lr, self.scale, self.image_skip)
 
 
 # --- RCAN ---------------------------------------------------------------------------------------
@@ -146,7 +168,9 @@ class RCAN(nnx.Module):
   (gray ×4: 15,590,049 parameters)."""
 
   def __init__(self, channels: int = 1, scale: int = 4, groups: int = 10, blocks: int = 20,
-               nf: int = 64, reduction: int = 16, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+               nf: int = 64, reduction: int = 16, image_skip: str = "none", *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.scale, self.image_skip = scale, check_image_skip(image_skip)
     self.head = compute.conv(channels, nf, 3, rngs=rngs)
     self.groups = nnx.List([ResidualGroup(nf, reduction, blocks, rngs=rngs, compute=compute)
                             for _ in range(groups)])
@@ -159,7 +183,8 @@ class RCAN(nnx.Module):
     res = x
     for group in self.groups:
       res = group(res)
-    return self.tail(self.upsampler(self.body_conv(res) + x))
+    return with_image_skip(self.tail(self.upsampler(self.body_conv(res) + x)), lr, self.scale,
+                           self.image_skip)
 
 
 # --- RDN ----------------------------------------------------------------------------------------
@@ -187,7 +212,9 @@ class RDN(nnx.Module):
   (RGB ×2: 22,123,395 parameters)."""
 
   def __init__(self, channels: int = 3, scale: int = 2, g0: int = 64, g: int = 64,
-               blocks: int = 16, layers: int = 8, *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+               blocks: int = 16, layers: int = 8, image_skip: str = "none", *, rngs: nnx.Rngs,
+               compute: Compute = PLAIN):
+    self.scale, self.image_skip = scale, check_image_skip(image_skip)
     self.sfe1 = compute.conv(channels, g0, 3, rngs=rngs)
     self.sfe2 = compute.conv(g0, g0, 3, rngs=rngs)
     self.blocks = nnx.List([RDNBlock(g0, g, layers, rngs=rngs, compute=compute)
@@ -205,7 +232,7 @@ class RDN(nnx.Module):
       x = block(x)
       features.append(x)
     g = self.gff2(self.gff1(jnp.concatenate(features, axis=-1))) + sfe1
-    return self.output(self.upsampler(g))
+    return with_image_skip(self.output(self.upsampler(g)), lr, self.scale, self.image_skip)
 
 
 # --- FRSR (NatSR generator) ---------------------------------------------------------------------
@@ -230,8 +257,9 @@ class FRSR(nnx.Module):
   """NatSR's fractal residual SR generator (RGB ×4: 4,959,235; ×2: 4,811,523; ×3: 4,996,163
   parameters), TF `depth_to_space` sub-pixel order so the released TF weights map directly."""
 
-  def __init__(self, channels: int = 3, scale: int = 4, nf: int = 64, *, rngs: nnx.Rngs,
-               compute: Compute = PLAIN):
+  def __init__(self, channels: int = 3, scale: int = 4, nf: int = 64, image_skip: str = "none",
+               *, rngs: nnx.Rngs, compute: Compute = PLAIN):
+    self.scale, self.image_skip = scale, check_image_skip(image_skip)
     self.conv1 = compute.conv(channels, nf, 3, rngs=rngs)
     self.blocks = nnx.List([FRSRBlock(nf, rngs=rngs, compute=compute) for _ in range(8)])
     self.conv2 = compute.conv(nf, nf, 3, rngs=rngs)
@@ -246,7 +274,8 @@ class FRSR(nnx.Module):
     s3 = b[3](b[2](s2)) + s2 + c1
     s4 = b[5](b[4](s3)) + s3
     s5 = b[7](b[6](s4)) + s4 + s3 + c1
-    return self.conv_out(self.upsampler(self.conv2(s5) + c1))
+    return with_image_skip(self.conv_out(self.upsampler(self.conv2(s5) + c1)), lr, self.scale,
+                           self.image_skip)
 
 
 # --- KMSR ---------------------------------------------------------------------------------------

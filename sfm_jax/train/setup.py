@@ -49,7 +49,13 @@ def build_model(config: ml_collections.ConfigDict, compute: Compute = PLAIN) -> 
     if name != config.model.name:
       raise ValueError(f"{config.model.init_weights} holds a {name!r} model but the config "
                        f"trains {config.model.name!r}; set model.name={name!r}.")
-    load_state_into(model, nnx.to_pure_dict(nnx.state(source)), config.model.init_weights)
+    left = load_state_into(model, nnx.to_pure_dict(nnx.state(source)),
+                           config.model.init_weights,
+                           strict=not config.model.get("init_weights_matching", False))
+    if left:
+      print(f"Initialised from {config.model.init_weights} except {len(left)} entries whose "
+            f"shapes differ, left at their initialisation: {', '.join(left[:6])}"
+            + (" ..." if len(left) > 6 else ""), flush=True)
   return model
 
 
@@ -326,7 +332,9 @@ def _load_data(config: ml_collections.ConfigDict, streamed: bool):
   if streamed:
     return streaming.open_source(config.data.source, "train", channels, data_dir,
                                  config.data.max_train_images,
-                                 min_side=config.data.patch_size), val_images
+                                 min_side=config.data.patch_size,
+                                 skip_small=config.data.get("skip_small_images", False)
+                                 ), val_images
   train_images = load_source(config.data.source, "train", channels, data_dir)
   if config.data.max_train_images > 0:
     train_images = train_images[:config.data.max_train_images]
